@@ -1,0 +1,36 @@
+"""textgen-env: language-model text generation as a Gymnasium environment.
+
+>>> import gymnasium as gym
+>>> import textgen_env  # registers TextGen-v0
+>>> env = gym.make("TextGen-v0")  # doctest: +SKIP
+"""
+
+from gymnasium.envs.registration import register
+
+from textgen_env.config import TextGenConfig
+from textgen_env.env import TextGenEnv
+from textgen_env.models import DEFAULT_MODEL, load_model, load_tokenizer
+from textgen_env.prompts import BUILTIN_PROMPT_SETS, Prompt, PromptSource, make_prompt_source
+from textgen_env.vector import TextGenVectorEnv
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUILTIN_PROMPT_SETS",
+    "DEFAULT_MODEL",
+    "Prompt",
+    "PromptSource",
+    "TextGenConfig",
+    "TextGenEnv",
+    "TextGenVectorEnv",
+    "__version__",
+    "load_model",
+    "load_tokenizer",
+    "make_prompt_source",
+]
+
+register(
+    id="TextGen-v0",
+    entry_point="textgen_env.env:TextGenEnv",
+    vector_entry_point="textgen_env.vector:TextGenVectorEnv",
+)

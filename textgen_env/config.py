@@ -1,0 +1,115 @@
+"""`TextGenConfig`: every argument of TextGenEnv and its vector env, typed, documented and validated in one place."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from textgen_env.prompts import PromptSpec
+from textgen_env.rewards import RewardSpec
+from textgen_env.rewards.shaping import REWARD_MODES
+
+__all__ = ["ACTION_MODES", "OBSERVATION_MODES", "RENDER_MODES", "TextGenConfig"]
+
+ACTION_MODES = ("vocab", "top_k")
+OBSERVATION_MODES = ("tokens", "hidden")
+RENDER_MODES = ("human", "ansi")
+
+
+def _choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
+    if value not in valid:
+        raise ValueError(f"Expected {argument} to be one of {list(valid)}, got {value!r}")
+
+
+def _integer(argument: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"Expected {argument} to be an int >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TextGenConfig:
+    """The settings of a TextGenEnv (all keyword arguments of the env; `gym.make` forwards them)."""
+
+    model: str | os.PathLike[str] | PreTrainedModel | None = None
+    """Hugging Face model name, local folder or model instance; None means the embedded SmolLM2-135M-Instruct."""
+    tokenizer: PreTrainedTokenizerBase | str | os.PathLike[str] | None = None
+    """The tokenizer, or where to load it from; None loads the model's own."""
+    prompts: PromptSpec = "movie_reviews"
+    """List of str, .txt/.jsonl path, callable f(np_random) -> str, or built-in set name ('movie_reviews:eval')."""
+    max_new_tokens: int = 32
+    """Most tokens generated per episode; the episode ends when it is reached (>= 2)."""
+    max_prompt_tokens: int = 64
+    """Longest prompt in tokens; longer prompts lose their start (left truncation) with a warning."""
+    stop_strings: Sequence[str] = ()
+    """The episode ends once the completion contains any of these strings."""
+    stop_on_eos: bool = True
+    """End the episode when the EOS token is chosen."""
+    reward: RewardSpec = "length"
+    """Registered reward name, callable (prompt, completion, done) -> float, Reward, or {reward: weight} dict."""
+    reward_kwargs: Mapping[str, Any] | None = None
+    """Constructor arguments for a named reward (for a dict spec: name -> its own kwargs)."""
+    reward_mode: Literal["sparse", "dense"] = "sparse"
+    """'sparse': score at episode end; 'dense': potential-based r_t = f(text_t) - f(text_{t-1})."""
+    action_mode: Literal["vocab", "top_k"] = "vocab"
+    """'vocab': action = token id; 'top_k': action i = the i-th most likely next token under the env's model."""
+    top_k: int = 10
+    """Number of candidate tokens in 'top_k' action mode."""
+    mask_top_k: int | None = None
+    """In 'vocab' mode, action_masks() allows only the env model's top-k tokens (None: no top-k limit)."""
+    mask_top_p: float | None = None
+    """In 'vocab' mode, action_masks() allows only the env model's nucleus of mass top_p (None: no limit)."""
+    observation_mode: Literal["tokens", "hidden"] = "tokens"
+    """'tokens': Dict of left-padded input_ids/attention_mask; 'hidden': the env model's last hidden state."""
+    render_mode: Literal["human", "ansi"] | None = None
+    """'human' prints prompt, completion and reward; 'ansi' returns them as a string."""
+    device: str | torch.device = "cpu"
+    """Device for the env's own model work (top-k candidates, hidden observations, masks)."""
+    dtype: str | torch.dtype = "float32"
+    """Dtype of the env's model when the env loads it."""
+
+    def __post_init__(self) -> None:
+        _integer("max_new_tokens", self.max_new_tokens, 2)
+        _integer("max_prompt_tokens", self.max_prompt_tokens, 1)
+        _choice("reward_mode", self.reward_mode, REWARD_MODES)
+        _choice("action_mode", self.action_mode, ACTION_MODES)
+        _choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
+        if self.render_mode is not None:
+            _choice("render_mode", self.render_mode, RENDER_MODES)
+        _integer("top_k", self.top_k, 1)
+        if self.mask_top_k is not None:
+            _integer("mask_top_k", self.mask_top_k, 1)
+        if self.mask_top_p is not None and not (
+            isinstance(self.mask_top_p, numbers.Real) and 0.0 < self.mask_top_p <= 1.0
+        ):
+            raise ValueError(f"Expected mask_top_p to be a float in (0, 1], got {self.mask_top_p!r}")
+        if isinstance(self.stop_strings, str):
+            object.__setattr__(self, "stop_strings", (self.stop_strings,))
+        if any(not isinstance(s, str) or not s for s in self.stop_strings):
+            raise ValueError(f"Expected stop_strings to be non-empty strings, got {self.stop_strings!r}")
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
+        if isinstance(self.dtype, str):
+            dtype = getattr(torch, self.dtype, None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"Expected dtype to be a torch dtype name like 'float32', got {self.dtype!r}")
+            object.__setattr__(self, "dtype", dtype)
+
+    @property
+    def needs_model(self) -> bool:
+        """Whether the env itself runs the model at every step (candidates, hidden features or masks)."""
+        return (
+            self.action_mode == "top_k"
+            or self.observation_mode == "hidden"
+            or self.mask_top_k is not None
+            or self.mask_top_p is not None
+        )
+
+    @property
+    def sequence_length(self) -> int:
+        """Length of the token observation: max_prompt_tokens + max_new_tokens."""
+        return self.max_prompt_tokens + self.max_new_tokens

@@ -1,0 +1,137 @@
+"""`TextGenEnv`: language-model text generation as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from textgen_env.config import TextGenConfig
+from textgen_env.episodes import EpisodeBatch
+from textgen_env.spaces import action_space, observation_space
+
+__all__ = ["TextGenEnv"]
+
+
+class TextGenEnv(gym.Env):
+    """Text generation as an episode: the state is the text so far, an action picks the next token.
+
+    ## Description
+    Each episode starts from a prompt drawn from `prompts` with the env's seeded generator. Every step appends one
+    token to the completion. The reward scores the completion (any built-in or user reward, or a weighted mix).
+    The env never trains anything: any agent that speaks Gymnasium (ours in `agents/`, stable-baselines3, your own)
+    chooses the tokens.
+
+    ## Action Space
+    * ``action_mode="vocab"`` (default): ``Discrete(len(tokenizer))``, the action is the token id. `action_masks()`
+      returns the env model's top-k / top-p tokens (``mask_top_k``, ``mask_top_p``) for sb3-contrib's MaskablePPO.
+    * ``action_mode="top_k"``: ``Discrete(top_k)``, action i is the i-th most likely next token under the env's
+      model (computed with its KV cache, one cached token forward per step).
+
+    ## Observation Space
+    * ``observation_mode="tokens"`` (default): ``Dict(input_ids=Box(int64, (L,)), attention_mask=Box(int8, (L,)))``
+      with ``L = max_prompt_tokens + max_new_tokens``, **left-padded** with the pad id, so the newest token is
+      always last; ``attention_mask`` is 1 on prompt and completion tokens.
+    * ``observation_mode="hidden"``: ``Box(float32, (hidden_size,))``, the env model's last-layer hidden state at
+      the newest token, a meaningful feature vector for stable-baselines3's ``MlpPolicy``.
+    The decoded prompt and completion are in ``info``, never in the observation.
+
+    ## Rewards
+    ``reward_mode="sparse"`` (default) pays the reward's score of the final completion at the last step.
+    ``reward_mode="dense"`` pays r_t = f(text_t) - f(text_{t-1}) (potential-based, f(text_0) = 0), which sums to
+    the sparse score. ``info["reward_components"]`` holds each component's share of this step's reward.
+
+    ## Starting State
+    A prompt from `prompts` (left-truncated to ``max_prompt_tokens``) and an empty completion.
+
+    ## Episode End
+    The episode terminates when the EOS token is chosen (``stop_on_eos``), the completion contains one of
+    ``stop_strings``, or ``max_new_tokens`` tokens were generated (a fixed horizon that the observation shows, so it
+    is part of the task: ``terminated``, not ``truncated``). ``info["stop_reason"]`` says which.
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | model | None (SmolLM2-135M-Instruct) | HF name, local folder or ``PreTrainedModel`` |
+    | tokenizer | None | tokenizer or where to load it; default: the model's |
+    | prompts | "movie_reviews" | list, .txt/.jsonl path, callable(np_random), built-in name[:split] |
+    | max_new_tokens / max_prompt_tokens | 32 / 64 | episode and prompt lengths in tokens |
+    | stop_strings / stop_on_eos | () / True | extra stopping rules |
+    | reward / reward_kwargs / reward_mode | "length" / None / "sparse" | see `textgen_env.rewards` |
+    | action_mode / top_k | "vocab" / 10 | action space |
+    | mask_top_k / mask_top_p | None / None | what `action_masks()` allows in vocab mode |
+    | observation_mode | "tokens" | "tokens" or "hidden" |
+    | render_mode | None | "human" or "ansi" |
+    | device / dtype | "cpu" / "float32" | for the env's own model work |
+
+    ``info`` holds ``prompt``, ``text`` (completion so far), ``token`` (the chosen token's text),
+    ``reward_components``, and at the end ``stop_reason`` and ``episode_return``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["human", "ansi"], "render_fps": 4}
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = TextGenConfig(**kwargs)
+        self.render_mode = self.config.render_mode
+        self.batch = EpisodeBatch(self.config, num_slots=1)
+        self.tokenizer = self.batch.tokenizer
+        self.reward = self.batch.reward
+        self.prompt_source = self.batch.prompt_source
+        self.action_space = action_space(self.config, self.batch.vocab_size)
+        hidden = self.batch.hidden_size if self.config.observation_mode == "hidden" else 0
+        self.observation_space = observation_space(self.config, self.batch.vocab_size, hidden)
+
+    @property
+    def model(self) -> Any:
+        """The env's own model (loaded on first access in modes that do not need it)."""
+        return self.batch.model
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        step = self.batch.advance(None, np.ones(1, dtype=bool), [self.np_random])
+        if self.render_mode == "human":
+            self.render()
+        return self.batch.observation(0), step.infos[0]
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if not self.batch.started:
+            raise ResetNeeded("Cannot call TextGenEnv.step before TextGenEnv.reset")
+        if self.batch.done[0]:
+            raise ResetNeeded("Cannot call TextGenEnv.step after the episode ended; call TextGenEnv.reset first")
+        action_array = _scalar_action(action)
+        step = self.batch.advance(action_array, np.zeros(1, dtype=bool), [None])
+        if self.render_mode == "human":
+            self.render()
+        return (
+            self.batch.observation(0),
+            float(step.rewards[0]),
+            bool(step.terminated[0]),
+            bool(step.truncated[0]),
+            step.infos[0],
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions as a bool array of the action space's size (for MaskablePPO)."""
+        return self.batch.action_masks()[0]
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gym.logger.warn("Calling render without a render_mode; pass render_mode='human' or 'ansi' to TextGenEnv")
+            return None
+        text = self.batch.render_text(0)
+        if self.render_mode == "ansi":
+            return text
+        print(text)
+        return None
+
+
+def _scalar_action(action: Any) -> np.ndarray:
+    array = np.asarray(action)
+    if array.size != 1 or array.dtype.kind not in "iuf" or isinstance(action, (bool, np.bool_)):
+        raise TypeError(f"Expected action to be an int, got {type(action).__name__} {action!r}")
+    return array.reshape(1)

@@ -1,0 +1,332 @@
+"""`EpisodeBatch`: the state and rules of N parallel text-generation episodes ("slots"), stepped together.
+
+Both `TextGenEnv` (one slot) and `TextGenVectorEnv` (N slots) are thin shells over this class, so a vector env gives
+exactly the results of N single envs. One call to `advance` restarts some slots with new prompts and appends one token
+to the others; when the env runs its own model (top-k candidates, hidden observations, action masks) that is one
+KV-cached single-token forward for all slots together (`SlotKVCache`).
+
+Token observations are **left-padded**: a slot's newest token is always in the last position.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from textgen_env.config import TextGenConfig
+from textgen_env.kv import SlotKVCache
+from textgen_env.models import (
+    check_vocabulary_rows,
+    load_model,
+    load_tokenizer,
+    model_vocabulary_rows,
+    prepare_tokenizer,
+)
+from textgen_env.prompts import Prompt, make_prompt_source
+from textgen_env.rewards import RewardShaper, make_reward
+
+__all__ = ["EpisodeBatch", "StepBatch"]
+
+_PROMPT_CACHE_LIMIT = 50_000
+
+
+class StepBatch:
+    """What one `EpisodeBatch.advance` produced for all slots."""
+
+    __slots__ = ("infos", "rewards", "terminated", "truncated")
+
+    def __init__(self, num_slots: int) -> None:
+        self.rewards = np.zeros(num_slots, dtype=np.float64)
+        self.terminated = np.zeros(num_slots, dtype=bool)
+        self.truncated = np.zeros(num_slots, dtype=bool)
+        self.infos: list[dict[str, Any]] = [{} for _ in range(num_slots)]
+
+
+class EpisodeBatch:
+    """N parallel episodes sharing one tokenizer, prompt source, reward and (when needed) model.
+
+    Args:
+        config: the env settings.
+        num_slots: N, the number of parallel episodes.
+    """
+
+    def __init__(self, config: TextGenConfig, num_slots: int) -> None:
+        self.config = config
+        self.num_slots = num_slots
+        self._model: PreTrainedModel | None = None
+        if isinstance(config.model, PreTrainedModel):
+            self._model = config.model
+            source = config.tokenizer or getattr(config.model.config, "_name_or_path", None)
+            if isinstance(source, PreTrainedTokenizerBase):
+                self.tokenizer = prepare_tokenizer(source)
+            elif source:
+                self.tokenizer = load_tokenizer(source)
+            else:
+                raise ValueError(
+                    "Expected tokenizer= for a model instance without a saved name_or_path, got tokenizer=None"
+                )
+            rows = self._model.get_input_embeddings().num_embeddings
+        else:
+            tokenizer = config.tokenizer if config.tokenizer is not None else config.model
+            if isinstance(tokenizer, PreTrainedTokenizerBase):
+                self.tokenizer = prepare_tokenizer(tokenizer)
+            else:
+                self.tokenizer = load_tokenizer(tokenizer)
+            rows = model_vocabulary_rows(config.model)
+        check_vocabulary_rows(rows, self.tokenizer)
+        self.vocab_size = len(self.tokenizer)
+        self.prompt_source = make_prompt_source(config.prompts)
+        self.reward = make_reward(config.reward, config.reward_kwargs)
+        self.shaper = RewardShaper(self.reward, config.reward_mode, num_slots)
+        self.pad_token_id = int(self.tokenizer.pad_token_id)
+        self.eos_token_id = self.tokenizer.eos_token_id if config.stop_on_eos else None
+        length = config.sequence_length
+        self.input_ids = np.full((num_slots, length), self.pad_token_id, dtype=np.int64)  # (N, L) left-padded
+        self.attention_mask = np.zeros((num_slots, length), dtype=np.int8)  # (N, L)
+        self.prompts: list[Prompt] = [Prompt("")] * num_slots
+        self.completion_ids: list[list[int]] = [[] for _ in range(num_slots)]
+        self.completions: list[str] = [""] * num_slots
+        self.last_tokens: list[str] = [""] * num_slots
+        self.last_rewards = np.zeros(num_slots)
+        self.last_components: list[dict[str, float]] = [{} for _ in range(num_slots)]
+        self.returns = np.zeros(num_slots)
+        self.done = np.ones(num_slots, dtype=bool)
+        self.stop_reasons: list[str | None] = [None] * num_slots
+        self.started = False
+        self._prompt_ids: dict[str, list[int]] = {}
+        self._token_texts: dict[int, str] = {}
+        self._kv: SlotKVCache | None = None
+        self.logits: torch.Tensor | None = None  # (N, V) env model's next-token logits
+        self.hidden: np.ndarray | None = None  # (N, H) env model's last hidden state
+        self.candidates: np.ndarray | None = None  # (N, K) top-k token ids, best first
+        if config.needs_model:
+            self._kv = SlotKVCache(self.model, num_slots, output_hidden=config.observation_mode == "hidden")
+
+    # ----------------------------------------------------------------------------------------------------- model
+    @property
+    def model(self) -> PreTrainedModel:
+        """The env's model, loaded on first use (token-only modes never need it)."""
+        if self._model is None:
+            self._model, _ = load_model(
+                self.config.model,
+                tokenizer=self.tokenizer,
+                device=self.config.device,
+                dtype=self.config.dtype,
+            )
+        if not getattr(self, "_model_checked", False):
+            self._check_model(self._model)
+        return self._model
+
+    def _check_model(self, model: PreTrainedModel) -> None:
+        self._model_checked = True
+        limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        if limit is not None and limit < self.config.sequence_length:
+            raise ValueError(
+                f"Expected max_prompt_tokens + max_new_tokens <= the model's {limit} positions, got "
+                f"{self.config.sequence_length}"
+            )
+        if self._model is not None and self.config.needs_model:
+            self._model.to(self.config.device)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the hidden observation."""
+        return int(self.model.config.get_text_config().hidden_size)
+
+    # ----------------------------------------------------------------------------------------------------- steps
+    def advance(
+        self, actions: np.ndarray | None, restart: np.ndarray, rngs: Sequence[np.random.Generator | None]
+    ) -> StepBatch:
+        """Restart the slots where `restart` is True (new prompt from their generator) and step the others.
+
+        Args:
+            actions: (N,) action per slot; entries of restarting slots are ignored. None when all slots restart.
+            restart: (N,) bool.
+            rngs: per slot, the generator that picks its next prompt (used only for restarting slots).
+        """
+        result = StepBatch(self.num_slots)
+        restarting = np.flatnonzero(restart)
+        stepping = np.flatnonzero(~restart)
+        if len(stepping):
+            if not self.started or self.done[stepping].any():
+                raise RuntimeError("Cannot step a finished episode; restart it first")  # the envs check this
+            self._append(stepping, self._actions_to_tokens(actions, stepping))
+        for i in restarting:
+            self._restart(int(i), rngs[i])
+        self.started = True
+        if len(stepping):
+            self._score(stepping, result)
+        if self._kv is not None:
+            tokens = [
+                self._prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
+                for i in range(self.num_slots)
+            ]
+            out = self._kv.advance(tokens, restart.tolist())
+            self.logits = out.logits[:, : self.vocab_size]
+            if out.hidden is not None:
+                self.hidden = out.hidden.cpu().numpy()
+            if self.config.action_mode == "top_k":
+                self.candidates = torch.topk(self.logits, self.config.top_k, dim=-1).indices.cpu().numpy()
+        for i in range(self.num_slots):
+            result.infos[i] = self.info(i, restarted=bool(restart[i]))
+        return result
+
+    def _actions_to_tokens(self, actions: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        if actions is None:
+            raise TypeError("Expected an action for every stepping slot, got None")
+        chosen = np.asarray(actions)[rows]
+        if chosen.dtype.kind not in "iu":
+            if chosen.dtype.kind == "f" and np.all(np.mod(chosen, 1) == 0):
+                chosen = chosen.astype(np.int64)
+            else:
+                raise TypeError(f"Expected integer actions, got {chosen.dtype} values {chosen.tolist()[:4]}")
+        limit = self.config.top_k if self.config.action_mode == "top_k" else self.vocab_size
+        bad = (chosen < 0) | (chosen >= limit)
+        if bad.any():
+            raise ValueError(f"Expected actions in [0, {limit}), got {int(chosen[np.argmax(bad)])}")
+        if self.config.action_mode == "top_k":
+            return self.candidates[rows, chosen]
+        return chosen.astype(np.int64)
+
+    def _append(self, rows: np.ndarray, tokens: np.ndarray) -> None:
+        self.input_ids[rows, :-1] = self.input_ids[rows, 1:]
+        self.input_ids[rows, -1] = tokens
+        self.attention_mask[rows, :-1] = self.attention_mask[rows, 1:]
+        self.attention_mask[rows, -1] = 1
+        for row, token in zip(rows.tolist(), tokens.tolist()):
+            self.completion_ids[row].append(token)
+            self.last_tokens[row] = self.token_text(token)
+        texts = self.tokenizer.batch_decode([self.completion_ids[r] for r in rows.tolist()], skip_special_tokens=True)
+        for row, text in zip(rows.tolist(), texts):
+            self.completions[row] = text
+
+    def _score(self, rows: np.ndarray, result: StepBatch) -> None:
+        for row in rows.tolist():
+            token, count, text = (
+                self.completion_ids[row][-1],
+                len(self.completion_ids[row]),
+                self.completions[row],
+            )
+            if self.eos_token_id is not None and token == self.eos_token_id:
+                self.stop_reasons[row] = "eos"
+            elif self.config.stop_strings and any(s in text for s in self.config.stop_strings):
+                self.stop_reasons[row] = "stop_string"
+            elif count >= self.config.max_new_tokens:
+                self.stop_reasons[row] = "max_new_tokens"
+            self.done[row] = self.stop_reasons[row] is not None
+        rows_list = rows.tolist()
+        references = [self.prompts[r].references for r in rows_list] if self.reward.needs_references else None
+        rewards, parts = self.shaper.step(
+            rows_list,
+            [self.prompts[r].text for r in rows_list],
+            [self.completions[r] for r in rows_list],
+            self.done[rows].tolist(),
+            references,
+        )
+        result.rewards[rows] = rewards
+        result.terminated[rows] = self.done[rows]
+        self.last_rewards[rows] = rewards
+        self.returns[rows] += rewards
+        for j, row in enumerate(rows_list):
+            self.last_components[row] = {key: float(values[j]) for key, values in parts.items()}
+
+    def _restart(self, slot: int, rng: np.random.Generator | None) -> None:
+        if rng is None:
+            raise RuntimeError(f"Expected a random generator for slot {slot}, got None")
+        self.prompts[slot] = prompt = self.prompt_source.sample(rng)
+        ids = self._prompt_token_ids(prompt.text)
+        self.input_ids[slot] = self.pad_token_id
+        self.attention_mask[slot] = 0
+        self.input_ids[slot, -len(ids) :] = ids
+        self.attention_mask[slot, -len(ids) :] = 1
+        self.completion_ids[slot] = []
+        self.completions[slot] = ""
+        self.last_tokens[slot] = ""
+        self.last_rewards[slot] = 0.0
+        self.returns[slot] = 0.0
+        self.done[slot] = False
+        self.stop_reasons[slot] = None
+        self.shaper.reset([slot])
+
+    def _prompt_token_ids(self, text: str) -> list[int]:
+        ids = self._prompt_ids.get(text)
+        if ids is None:
+            ids = self.tokenizer(text)["input_ids"]
+            limit = self.config.max_prompt_tokens
+            if len(ids) > limit:
+                warnings.warn(
+                    f"Prompt of {len(ids)} tokens is longer than max_prompt_tokens={limit}; keeping its last "
+                    f"{limit} tokens: {text[:40]!r}...",
+                    stacklevel=2,
+                )
+                ids = ids[-limit:]
+            if not ids:  # an empty prompt still needs one token for the model to condition on
+                start = self.tokenizer.bos_token_id
+                ids = [start if start is not None else self.pad_token_id]
+            if len(self._prompt_ids) < _PROMPT_CACHE_LIMIT:
+                self._prompt_ids[text] = ids
+        return ids
+
+    # ---------------------------------------------------------------------------------------------- observations
+    def token_text(self, token: int) -> str:
+        """The decoded text of one token (cached)."""
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self._token_texts[token] = self.tokenizer.decode([token])
+        return text
+
+    def observation(self, slots: slice | int = slice(None)) -> Any:
+        """Observations of `slots` in the configured mode (copies, safe to keep)."""
+        if self.config.observation_mode == "hidden":
+            return self.hidden[slots].astype(np.float32, copy=True)
+        return {
+            "input_ids": self.input_ids[slots].copy(),
+            "attention_mask": self.attention_mask[slots].copy(),
+        }
+
+    def info(self, slot: int, restarted: bool = False) -> dict[str, Any]:
+        """The info dict of `slot` after its latest step or restart."""
+        info: dict[str, Any] = {"prompt": self.prompts[slot].text, "text": self.completions[slot]}
+        if restarted:
+            info["prompt_tokens"] = int(self.attention_mask[slot].sum())
+            return info
+        info["token"] = self.last_tokens[slot]
+        info["reward_components"] = self.last_components[slot]
+        if self.stop_reasons[slot] is not None:
+            info["stop_reason"] = self.stop_reasons[slot]
+            info["episode_return"] = float(self.returns[slot])
+        return info
+
+    def action_masks(self) -> np.ndarray:
+        """(N, V) bool: the tokens allowed in 'vocab' mode under mask_top_k / mask_top_p (all True when unset)."""
+        if self.config.action_mode != "vocab":
+            return np.ones((self.num_slots, self.config.top_k), dtype=bool)
+        if self.logits is None:
+            return np.ones((self.num_slots, self.vocab_size), dtype=bool)
+        allowed = torch.ones_like(self.logits, dtype=torch.bool)
+        if self.config.mask_top_k is not None:
+            k = min(self.config.mask_top_k, self.vocab_size)
+            kth = torch.topk(self.logits, k, dim=-1).values[:, -1:]
+            allowed &= self.logits >= kth
+        if self.config.mask_top_p is not None:
+            probs = torch.softmax(self.logits, dim=-1)
+            sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+            mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # keep a token while the mass before it < p
+            keep_sorted = mass_before < self.config.mask_top_p
+            allowed &= torch.zeros_like(allowed).scatter(-1, order, keep_sorted)
+        return allowed.cpu().numpy()
+
+    def render_text(self, slot: int = 0) -> str:
+        """Prompt, completion and reward of `slot` as plain text."""
+        status = f" [done: {self.stop_reasons[slot]}]" if self.stop_reasons[slot] else ""
+        return (
+            f"Prompt:     {self.prompts[slot].text}\n"
+            f"Completion: {self.completions[slot]}\n"
+            f"Reward:     last {self.last_rewards[slot]:+.4f} | return {self.returns[slot]:+.4f} | "
+            f"tokens {len(self.completion_ids[slot])}/{self.config.max_new_tokens}{status}\n"
+        )

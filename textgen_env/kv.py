@@ -1,0 +1,184 @@
+"""Per-slot KV-cache stepping: one batched single-token forward per step for many independent token streams.
+
+A *slot* is one row of a batch: one episode of one env. All slots advance together, one token per step, so the
+cache is kept **right-aligned**: every slot's newest token sits in the last column and a step appends one column for
+all slots. A slot that starts a new episode gets its prompt pre-filled in a separate forward (batched over the slots
+that reset together) and written into its row, right-aligned; columns that no slot uses any more are trimmed, so
+the cache never grows past the longest live episode. Position ids are passed explicitly, so left padding does not
+shift positions.
+
+    cache = SlotKVCache(model, num_slots=2)
+    out = cache.advance([[5, 6, 7], [8]], reset=[True, True])   # two prompts
+    out = cache.advance([[9], [10]], reset=[False, False])       # one generated token each
+    out.logits.shape  # (2, vocab): next-token logits of each slot
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache as memoize
+from typing import Any
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+__all__ = ["SlotKVCache", "SlotStep", "cache_keyword", "forward_with_cache"]
+
+
+@memoize
+def _cache_keyword_of(model_class: type) -> str:
+    parameters = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def cache_keyword(model: PreTrainedModel) -> str:
+    """The forward argument that takes the KV cache: ``cache`` (transformers >= 5.x) or ``past_key_values``."""
+    return _cache_keyword_of(type(model))
+
+
+def forward_with_cache(model: PreTrainedModel, cache: DynamicCache | None, **inputs: Any) -> tuple[Any, DynamicCache]:
+    """Run `model` with a KV cache under whichever argument name its transformers version uses."""
+    outputs = model(**inputs, **{cache_keyword(model): cache}, use_cache=True)
+    new_cache = getattr(outputs, "cache", None)
+    if new_cache is None:
+        new_cache = outputs.past_key_values
+    return outputs, new_cache
+
+
+@dataclass
+class SlotStep:
+    """What one `SlotKVCache.advance` returns for every slot, at the slot's newest position."""
+
+    logits: torch.Tensor
+    """(B, V) next-token logits, float32."""
+    hidden: torch.Tensor | None
+    """(B, H) last-layer hidden state, float32; None unless the cache was built with ``output_hidden=True``."""
+
+
+class SlotKVCache:
+    """A batched KV cache over `num_slots` independent token streams (see the module docstring).
+
+    Args:
+        model: a causal LM (any ``PreTrainedModel`` whose forward takes ``position_ids`` and a cache).
+        num_slots: the batch size B.
+        output_hidden: also return the last-layer hidden state at each slot's newest position.
+    """
+
+    def __init__(self, model: PreTrainedModel, num_slots: int, *, output_hidden: bool = False) -> None:
+        self.model = model
+        self.num_slots = num_slots
+        self.output_hidden = output_hidden
+        self.device = next(model.parameters()).device
+        self._cache: DynamicCache | None = None
+        self._mask = torch.zeros((num_slots, 0), dtype=torch.long, device=self.device)  # (B, S) 1 = valid column
+        self.lengths = torch.zeros(num_slots, dtype=torch.long, device=self.device)  # (B,) tokens held per slot
+
+    @property
+    def columns(self) -> int:
+        """S, the number of cache columns (the longest live slot)."""
+        return self._mask.shape[1]
+
+    @torch.no_grad()
+    def advance(self, tokens: Sequence[Sequence[int]], reset: Sequence[bool]) -> SlotStep:
+        """Append tokens to every slot and return each slot's next-token outputs.
+
+        Args:
+            tokens: per slot, the tokens to append: exactly one for a continuing slot; the whole prompt (at least
+                one token) for a slot with ``reset=True``, which forgets its previous tokens first.
+            reset: per slot, whether it starts a new stream.
+        """
+        if len(tokens) != self.num_slots or len(reset) != self.num_slots:
+            raise ValueError(
+                f"Expected tokens and reset for {self.num_slots} slots, got {len(tokens)} and {len(reset)}"
+            )
+        restarting = [i for i in range(self.num_slots) if reset[i]]
+        for i in range(self.num_slots):
+            expected = "at least 1" if reset[i] else "exactly 1"
+            if (reset[i] and len(tokens[i]) < 1) or (not reset[i] and len(tokens[i]) != 1):
+                raise ValueError(f"Expected {expected} token(s) for slot {i}, got {len(tokens[i])}")
+        if restarting:
+            self._restart(restarting, [list(tokens[i][:-1]) for i in restarting])
+        last_tokens = torch.tensor([seq[-1] for seq in tokens], dtype=torch.long, device=self.device)
+        return self._step(last_tokens)
+
+    def _step(self, last_tokens: torch.Tensor) -> SlotStep:
+        mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)  # (B, S+1)
+        outputs, self._cache = forward_with_cache(
+            self.model,
+            self._cache,
+            input_ids=last_tokens[:, None],  # (B, 1)
+            attention_mask=mask,
+            position_ids=self.lengths[:, None],  # (B, 1)
+            output_hidden_states=self.output_hidden,
+        )
+        self._mask = mask
+        self.lengths += 1
+        hidden = outputs.hidden_states[-1][:, -1].float() if self.output_hidden else None
+        return SlotStep(logits=outputs.logits[:, -1].float(), hidden=hidden)
+
+    def _restart(self, slots: list[int], prefixes: list[list[int]]) -> None:
+        """Clear `slots` and write their prefixes (all but the last prompt token) right-aligned into the cache."""
+        index = torch.tensor(slots, dtype=torch.long, device=self.device)
+        self._mask[index] = 0
+        self.lengths[index] = torch.tensor([len(p) for p in prefixes], dtype=torch.long, device=self.device)
+        longest = max(len(p) for p in prefixes)
+        if longest > 0:
+            prefix_cache = self._prefill(prefixes, longest)
+            if longest > self.columns:
+                self._pad_left(longest - self.columns, like=prefix_cache)
+            start = self.columns - longest
+            for row, slot in enumerate(slots):
+                n = len(prefixes[row])
+                if n:
+                    self._mask[slot, self.columns - n :] = 1
+            for layer, prefix_layer in zip(self._cache.layers, prefix_cache.layers):
+                # rows of the prefill batch are left-padded to `longest`, so they line up with the last columns
+                layer.keys[index, :, start:] = prefix_layer.keys
+                layer.values[index, :, start:] = prefix_layer.values
+        self._trim()
+
+    def _prefill(self, prefixes: list[list[int]], longest: int) -> DynamicCache:
+        input_ids = torch.zeros((len(prefixes), longest), dtype=torch.long, device=self.device)  # (R, P) left-padded
+        mask = torch.zeros_like(input_ids)
+        for row, prefix in enumerate(prefixes):
+            if prefix:
+                input_ids[row, longest - len(prefix) :] = torch.tensor(prefix, device=self.device)
+                mask[row, longest - len(prefix) :] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        _, prefix_cache = forward_with_cache(
+            self.model,
+            None,
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            logits_to_keep=1,
+        )
+        return prefix_cache
+
+    def _pad_left(self, extra: int, like: DynamicCache) -> None:
+        self._mask = torch.cat([self._mask.new_zeros((self.num_slots, extra)), self._mask], dim=1)
+        if self._cache is None:
+            self._cache = DynamicCache()
+            for prefix_layer in like.layers:
+                _, heads, _, head_dim = prefix_layer.keys.shape
+                shape = (self.num_slots, heads, extra, head_dim)
+                zeros = prefix_layer.keys.new_zeros(shape)
+                self._cache.update(zeros, prefix_layer.values.new_zeros(shape), len(self._cache.layers))
+            return
+        for layer in self._cache.layers:
+            pad = layer.keys.new_zeros((*layer.keys.shape[:2], extra, layer.keys.shape[3]))
+            layer.keys = torch.cat([pad, layer.keys], dim=2)
+            layer.values = torch.cat([pad, layer.values], dim=2)
+
+    def _trim(self) -> None:
+        used = self._mask.any(dim=0).nonzero()
+        first = int(used[0]) if len(used) else self.columns
+        if first == 0:
+            return
+        self._mask = self._mask[:, first:]
+        if self._cache is not None:
+            for layer in self._cache.layers:
+                layer.keys = layer.keys[:, :, first:]
+                layer.values = layer.values[:, :, first:]

@@ -1,0 +1,107 @@
+"""`TextGenVectorEnv`: N text-generation episodes stepped as one batch, sharing one tokenizer, model and reward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from textgen_env.config import TextGenConfig
+from textgen_env.episodes import EpisodeBatch
+from textgen_env.spaces import action_space, observation_space
+
+__all__ = ["TextGenVectorEnv"]
+
+
+class TextGenVectorEnv(VectorEnv):
+    """N `TextGenEnv` episodes in one process, stepped together (``gym.make_vec("TextGen-v0", num_envs=N)``).
+
+    Everything is batched: one reward call per step for all slots and, when the env runs its model, one KV-cached
+    single-token forward for all slots. Slot i uses its own generator, seeded with ``seed + i`` by
+    ``reset(seed=seed)``, so the results equal N single `TextGenEnv` reset with seeds ``seed, seed + 1, ...``.
+    Autoreset follows Gymnasium 1.x's NEXT_STEP mode: the step after an episode ends resets that slot (its action
+    is ignored, its reward is 0). Arguments are those of `TextGenEnv`, plus `num_envs`.
+    """
+
+    metadata = {"render_modes": ["human", "ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"Expected num_envs to be an int >= 1, got {num_envs!r}")
+        self.config = TextGenConfig(**kwargs)
+        self.num_envs = num_envs
+        self.render_mode = self.config.render_mode
+        self.batch = EpisodeBatch(self.config, num_slots=num_envs)
+        self.tokenizer = self.batch.tokenizer
+        self.reward = self.batch.reward
+        self.single_action_space = action_space(self.config, self.batch.vocab_size)
+        hidden = self.batch.hidden_size if self.config.observation_mode == "hidden" else 0
+        self.single_observation_space = observation_space(self.config, self.batch.vocab_size, hidden)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._slot_rngs: list[np.random.Generator] = [seeding.np_random()[0] for _ in range(num_envs)]
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+
+    @property
+    def model(self) -> Any:
+        """The env's own model (loaded on first access in modes that do not need it)."""
+        return self.batch.model
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        if isinstance(seed, int):
+            seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
+        elif seed is None:
+            seeds = [None] * self.num_envs
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"Expected {self.num_envs} seeds (one per env), got {len(seeds)}")
+        if seeds[0] is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        for i, slot_seed in enumerate(seeds):
+            if slot_seed is not None:
+                self._slot_rngs[i] = seeding.np_random(slot_seed)[0]
+        step = self.batch.advance(None, np.ones(self.num_envs, dtype=bool), self._slot_rngs)
+        self._autoreset[:] = False
+        return self.batch.observation(), self._merge_infos(step.infos)
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self.batch.started:
+            raise gym.error.ResetNeeded("Cannot call TextGenVectorEnv.step before TextGenVectorEnv.reset")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
+        restart = self._autoreset.copy()
+        step = self.batch.advance(actions, restart, self._slot_rngs)
+        self._autoreset = step.terminated | step.truncated
+        return (
+            self.batch.observation(),
+            step.rewards.copy(),
+            step.terminated,
+            step.truncated,
+            self._merge_infos(step.infos),
+        )
+
+    def action_masks(self) -> np.ndarray:
+        """(num_envs, n_actions) bool: the allowed actions of each slot (for MaskablePPO)."""
+        return self.batch.action_masks()
+
+    def render(self) -> tuple[str, ...] | None:
+        texts = tuple(self.batch.render_text(i) for i in range(self.num_envs))
+        if self.render_mode == "ansi":
+            return texts
+        if self.render_mode == "human":
+            print("\n".join(texts))
+        return None
+
+    def _merge_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for i, info in enumerate(infos):
+            merged = self._add_info(merged, info, i)
+        return merged
