@@ -29,6 +29,7 @@ from textgen_env.models import (
 )
 from textgen_env.prompts import Prompt, make_prompt_source
 from textgen_env.rewards import RewardShaper, make_reward
+from textgen_env.spaces import HIDDEN_BOUND
 
 __all__ = ["EpisodeBatch", "StepBatch"]
 
@@ -283,7 +284,7 @@ class EpisodeBatch:
     def observation(self, slots: slice | int = slice(None)) -> Any:
         """Observations of `slots` in the configured mode (copies, safe to keep)."""
         if self.config.observation_mode == "hidden":
-            return self.hidden[slots].astype(np.float32, copy=True)
+            return np.clip(self.hidden[slots], -HIDDEN_BOUND, HIDDEN_BOUND).astype(np.float32)
         return {
             "input_ids": self.input_ids[slots].copy(),
             "attention_mask": self.attention_mask[slots].copy(),

@@ -118,6 +118,20 @@ def _offline_default() -> bool:
     return any(os.environ.get(var, "") not in ("", "0") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def _check_available_offline(kind: str, name: str, offline: bool) -> None:
+    """Fail fast for a hub name that is not in the local cache when offline (transformers may still retry)."""
+    if not offline or Path(name).exists():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError as cause:  # not even a valid repo id
+        raise _not_found(kind, name, cause) from cause
+    if not isinstance(cached, str):
+        raise _not_found(kind, name, FileNotFoundError("config.json is not in the local Hugging Face cache"))
+
+
 def _not_found(kind: str, name: str, cause: Exception) -> OSError:
     return OSError(
         f"Could not load the {kind} {name!r}: it is not a local folder and could not be found in the local "
@@ -146,6 +160,7 @@ def load_tokenizer(
     """Load the tokenizer of `name_or_path` (see `load_model`) with a pad token set."""
     resolved = _resolve(name_or_path)
     offline = _offline_default() if local_files_only is None else local_files_only
+    _check_available_offline("tokenizer", resolved, offline)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, local_files_only=offline)
     except (OSError, ValueError) as cause:
@@ -185,6 +200,7 @@ def load_model(
         source = getattr(model.config, "_name_or_path", "") or None
     else:
         source = _resolve(name_or_path)
+        _check_available_offline("model", source, offline)
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=dtype, local_files_only=offline, **from_pretrained_kwargs
@@ -235,6 +251,7 @@ def model_vocabulary_rows(name_or_path: str | os.PathLike[str] | None, *, local_
     """Embedding rows of a model, read from its config alone (no weights loaded)."""
     resolved = _resolve(name_or_path)
     offline = _offline_default() if local_files_only is None else local_files_only
+    _check_available_offline("model", resolved, offline)
     try:
         config = AutoConfig.from_pretrained(resolved, local_files_only=offline)
     except (OSError, ValueError) as cause:

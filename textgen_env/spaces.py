@@ -7,7 +7,10 @@ from gymnasium import spaces
 
 from textgen_env.config import TextGenConfig
 
-__all__ = ["action_space", "observation_space"]
+__all__ = ["HIDDEN_BOUND", "action_space", "observation_space"]
+
+HIDDEN_BOUND = 1e4
+"""Hidden observations are clipped to [-HIDDEN_BOUND, HIDDEN_BOUND] (real hidden states stay far inside)."""
 
 
 def action_space(config: TextGenConfig, vocab_size: int) -> spaces.Discrete:
@@ -22,7 +25,7 @@ def action_space(config: TextGenConfig, vocab_size: int) -> spaces.Discrete:
 def observation_space(config: TextGenConfig, vocab_size: int, hidden_size: int = 0) -> spaces.Space:
     """Token ids and attention mask of fixed length (left-padded), or the model's hidden state."""
     if config.observation_mode == "hidden":
-        return spaces.Box(low=-np.inf, high=np.inf, shape=(hidden_size,), dtype=np.float32)
+        return spaces.Box(low=-HIDDEN_BOUND, high=HIDDEN_BOUND, shape=(hidden_size,), dtype=np.float32)
     length = config.sequence_length
     return spaces.Dict(
         {

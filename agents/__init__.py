@@ -1,0 +1,1 @@
+"""Learning side of textgen-env: LM policies and RL agents that train them through the env loop."""

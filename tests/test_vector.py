@@ -1,0 +1,122 @@
+"""TextGenVectorEnv: registration through make_vec, equality with N single envs, NEXT_STEP autoreset, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from textgen_env import TextGenEnv, TextGenVectorEnv
+
+NUM_ENVS = 3
+
+
+def _run_singles(make_env, seed, actions, **kwargs):
+    """Step N single envs like a NEXT_STEP vector env would (reset on the step after an episode ends)."""
+    envs = [make_env(**kwargs) for _ in range(NUM_ENVS)]
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    needs_reset = [False] * NUM_ENVS
+    trace = [obs]
+    for step_actions in actions:
+        row = []
+        for i, env in enumerate(envs):
+            if needs_reset[i]:
+                o, info = env.reset()
+                r, term = 0.0, False
+            else:
+                o, r, term, _, info = env.step(int(step_actions[i]))
+            needs_reset[i] = term
+            row.append((o, r, term, info["text"]))
+        trace.append(row)
+    return trace
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reward": "keyword", "reward_mode": "dense"},
+        {"action_mode": "top_k", "top_k": 4, "observation_mode": "hidden"},
+        {"action_mode": "top_k", "top_k": 3, "stop_strings": ["."]},
+    ],
+    ids=["vocab-tokens-dense", "topk-hidden", "topk-tokens-stop"],
+)
+def test_vector_env_equals_single_envs(make_env, make_vec_env, kwargs):
+    rng = np.random.default_rng(0)
+    high = kwargs.get("top_k", 142)
+    actions = rng.integers(0, high, size=(20, NUM_ENVS))
+    vec = make_vec_env(NUM_ENVS, max_new_tokens=4, **kwargs)
+    obs, infos = vec.reset(seed=11)
+    singles = _run_singles(make_env, 11, actions, max_new_tokens=4, **kwargs)
+    for i in range(NUM_ENVS):
+        _assert_obs_equal(obs, i, singles[0][i])
+    for t, step_actions in enumerate(actions):
+        obs, rewards, terminated, truncated, infos = vec.step(step_actions)
+        assert not truncated.any()
+        for i in range(NUM_ENVS):
+            single_obs, single_reward, single_term, single_text = singles[t + 1][i]
+            _assert_obs_equal(obs, i, single_obs)
+            assert rewards[i] == pytest.approx(single_reward, abs=1e-9)
+            assert terminated[i] == single_term
+            assert infos["text"][i] == single_text
+
+
+def _assert_obs_equal(batched, i, single):
+    if isinstance(single, dict):
+        for key in single:
+            np.testing.assert_array_equal(batched[key][i], single[key])
+    else:
+        np.testing.assert_allclose(batched[i], single, atol=1e-5)
+
+
+def test_make_vec_uses_the_vector_entry_point(tiny):
+    model, tokenizer = tiny
+    vec = gym.make_vec("TextGen-v0", num_envs=4, model=model, tokenizer=tokenizer, max_new_tokens=3)
+    assert isinstance(vec.unwrapped, TextGenVectorEnv) and vec.num_envs == 4
+    obs, _info = vec.reset(seed=0)
+    assert obs["input_ids"].shape == (4, 64 + 3)
+    assert vec.observation_space.contains(obs)
+    assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+
+
+def test_next_step_autoreset(make_vec_env):
+    vec = make_vec_env(2, max_new_tokens=2, prompts=["the dog", "the cat"])
+    vec.reset(seed=0)
+    vec.step(np.array([5, 5]))
+    _, _, terminated, _, infos = vec.step(np.array([6, 6]))
+    assert terminated.all() and list(infos["stop_reason"]) == ["max_new_tokens"] * 2
+    obs, rewards, terminated, _, infos = vec.step(np.array([7, 7]))  # actions ignored: slots reset
+    assert not terminated.any() and (rewards == 0).all() and list(infos["text"]) == ["", ""]
+    assert (obs["attention_mask"].sum(axis=1) == 2).all()
+
+
+def test_one_model_forward_per_step_for_all_slots(make_vec_env, tiny):
+    model, _ = tiny
+    calls = []
+    handle = model.register_forward_hook(lambda module, args, kwargs_out: calls.append(1))
+    try:
+        vec = make_vec_env(4, action_mode="top_k", top_k=2, max_new_tokens=5)
+        vec.reset(seed=0)
+        calls.clear()
+        for _ in range(3):
+            vec.step(np.zeros(4, dtype=np.int64))
+    finally:
+        handle.remove()
+    assert len(calls) == 3
+
+
+def test_vector_bad_input(make_vec_env):
+    with pytest.raises(ValueError, match=r"Expected num_envs to be an int >= 1, got 0"):
+        make_vec_env(0)
+    vec = make_vec_env(2)
+    with pytest.raises(gym.error.ResetNeeded, match=r"before TextGenVectorEnv\.reset"):
+        vec.step(np.array([1, 1]))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"Expected actions of shape \(2,\), got \(3,\)"):
+        vec.step(np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match=r"Expected 2 seeds \(one per env\), got 1"):
+        vec.reset(seed=[1])
+
+
+def test_single_env_class_is_registered(tiny):
+    env = gym.make("TextGen-v0", model=tiny[0], tokenizer=tiny[1])
+    assert isinstance(env.unwrapped, TextGenEnv)
