@@ -202,9 +202,15 @@ class EpisodeBatch:
         for row, token in zip(rows.tolist(), tokens.tolist()):
             self.completion_ids[row].append(token)
             self.last_tokens[row] = self.token_text(token)
-        texts = self.tokenizer.batch_decode([self.completion_ids[r] for r in rows.tolist()], skip_special_tokens=True)
+        texts = self._decode([self.completion_ids[r] for r in rows.tolist()])
         for row, text in zip(rows.tolist(), texts):
             self.completions[row] = text
+
+    def _decode(self, sequences: list[list[int]]) -> list[str]:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and not getattr(self.tokenizer, "clean_up_tokenization_spaces", False):
+            return backend.decode_batch(sequences, skip_special_tokens=True)  # skips transformers' input conversion
+        return self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
 
     def _score(self, rows: np.ndarray, result: StepBatch) -> None:
         for row in rows.tolist():

@@ -5,22 +5,52 @@ Pass any of these as ``TextGenEnv(reward=...)``: a registered name (`available_r
 """
 
 from textgen_env.rewards.base import FunctionReward, Reward, WeightedReward, check_scores
+from textgen_env.rewards.embedding import EmbeddingSentimentReward, SentenceEncoder, SimilarityReward
+from textgen_env.rewards.human import (
+    HumanFeedbackReward,
+    PairwisePreference,
+    Preference,
+    ReplayReward,
+    load_preferences,
+    load_ratings,
+)
+from textgen_env.rewards.lm import ClassifierReward, FluencyReward
+from textgen_env.rewards.metrics import BleuReward, ChrfReward, RougeReward
+from textgen_env.rewards.quality import ReadabilityReward, ToxicityReward
 from textgen_env.rewards.registry import RewardSpec, available_rewards, make_reward, register_reward
+from textgen_env.rewards.sentiment import SentimentReward
 from textgen_env.rewards.shaping import RewardShaper
 from textgen_env.rewards.text import KeywordReward, LengthReward, RegexReward, RepetitionReward
 
 __all__ = [
+    "BleuReward",
+    "ChrfReward",
+    "ClassifierReward",
+    "EmbeddingSentimentReward",
+    "FluencyReward",
     "FunctionReward",
+    "HumanFeedbackReward",
     "KeywordReward",
     "LengthReward",
+    "PairwisePreference",
+    "Preference",
+    "ReadabilityReward",
     "RegexReward",
     "RepetitionReward",
+    "ReplayReward",
     "Reward",
     "RewardShaper",
     "RewardSpec",
+    "RougeReward",
+    "SentenceEncoder",
+    "SentimentReward",
+    "SimilarityReward",
+    "ToxicityReward",
     "WeightedReward",
     "available_rewards",
     "check_scores",
+    "load_preferences",
+    "load_ratings",
     "make_reward",
     "register_reward",
 ]
@@ -29,3 +59,16 @@ register_reward("keyword", KeywordReward)
 register_reward("regex", RegexReward)
 register_reward("length", LengthReward)
 register_reward("repetition", RepetitionReward)
+# Built-ins with optional dependencies import them on first use, so these lines never need them installed.
+register_reward("sentiment", SentimentReward)
+register_reward("sentiment-embedding", EmbeddingSentimentReward)
+register_reward("similarity", SimilarityReward)
+register_reward("bleu", BleuReward)
+register_reward("chrf", ChrfReward)
+register_reward("rouge", RougeReward)
+register_reward("toxicity", ToxicityReward)
+register_reward("readability", ReadabilityReward)
+register_reward("fluency", FluencyReward)
+register_reward("classifier", ClassifierReward)
+register_reward("human", HumanFeedbackReward)
+register_reward("human-replay", ReplayReward)
