@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,10 @@ class TextGenConfig:
     """'tokens': Dict of left-padded input_ids/attention_mask; 'hidden': the env model's last hidden state."""
     render_mode: Literal["human", "ansi"] | None = None
     """'human' prints prompt, completion and reward; 'ansi' returns them as a string."""
+    kl_coef: float = 0.0
+    """> 0 adds kl_coef * log pi_ref(a_t | s_t) to every step's reward, pi_ref being the env's frozen model. With an
+    entropy bonus of the same coefficient in the agent this is exactly the KL penalty in expectation (see the
+    README's KL section). Can be changed later with ``env.set_kl_coef`` (adaptive control)."""
     device: str | torch.device = "cpu"
     """Device for the env's own model work (top-k candidates, hidden observations, masks)."""
     dtype: str | torch.dtype = "float32"
@@ -88,6 +93,10 @@ class TextGenConfig:
             isinstance(self.mask_top_p, numbers.Real) and 0.0 < self.mask_top_p <= 1.0
         ):
             raise ValueError(f"Expected mask_top_p to be a float in (0, 1], got {self.mask_top_p!r}")
+        if isinstance(self.kl_coef, bool) or not isinstance(self.kl_coef, numbers.Real) or not self.kl_coef >= 0:
+            raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {self.kl_coef!r}")
+        if not math.isfinite(self.kl_coef):
+            raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {self.kl_coef!r}")
         if isinstance(self.stop_strings, str):
             object.__setattr__(self, "stop_strings", (self.stop_strings,))
         if any(not isinstance(s, str) or not s for s in self.stop_strings):
@@ -107,7 +116,13 @@ class TextGenConfig:
             or self.observation_mode == "hidden"
             or self.mask_top_k is not None
             or self.mask_top_p is not None
+            or self.uses_kl
         )
+
+    @property
+    def uses_kl(self) -> bool:
+        """Whether the env adds the KL term (reference log-probs) to its rewards."""
+        return self.kl_coef > 0
 
     @property
     def sequence_length(self) -> int:

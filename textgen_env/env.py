@@ -115,6 +115,10 @@ class TextGenEnv(gym.Env):
             step.infos[0],
         )
 
+    def set_kl_coef(self, value: float) -> None:
+        """Set the coefficient of the KL term (for adaptive KL control); the env must be built with kl_coef > 0."""
+        self.batch.set_kl_coef(value)
+
     def action_masks(self) -> np.ndarray:
         """Allowed actions as a bool array of the action space's size (for MaskablePPO)."""
         return self.batch.action_masks()[0]

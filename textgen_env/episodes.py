@@ -102,7 +102,10 @@ class EpisodeBatch:
         self._prompt_ids: dict[str, list[int]] = {}
         self._token_texts: dict[int, str] = {}
         self._kv: SlotKVCache | None = None
-        self.logits: torch.Tensor | None = None  # (N, V) env model's next-token logits
+        self.logits: torch.Tensor | None = None  # (N, V) env model's next-token logits over the tokenizer's ids
+        self._full_logits: torch.Tensor | None = None  # (N, rows) the same over all embedding rows
+        self.kl_coef = float(config.kl_coef)
+        self.reference_logprobs = np.zeros(num_slots)  # (N,) log pi_ref(a_t | s_t) of each slot's latest token
         self.hidden: np.ndarray | None = None  # (N, H) env model's last hidden state
         self.candidates: np.ndarray | None = None  # (N, K) top-k token ids, best first
         if config.needs_model:
@@ -156,7 +159,12 @@ class EpisodeBatch:
         if len(stepping):
             if not self.started or self.done[stepping].any():
                 raise RuntimeError("Cannot step a finished episode; restart it first")  # the envs check this
-            self._append(stepping, self._actions_to_tokens(actions, stepping))
+            tokens = self._actions_to_tokens(actions, stepping)
+            if self.config.uses_kl:  # log pi_ref(a_t | s_t), from the logits the cache gave for s_t
+                log_probs = torch.log_softmax(self._full_logits[torch.as_tensor(stepping)], dim=-1)
+                chosen = log_probs.gather(1, torch.as_tensor(tokens)[:, None]).squeeze(1)
+                self.reference_logprobs[stepping] = chosen.double().cpu().numpy()
+            self._append(stepping, tokens)
         for i in restarting:
             self._restart(int(i), rngs[i])
         self.started = True
@@ -168,6 +176,7 @@ class EpisodeBatch:
                 for i in range(self.num_slots)
             ]
             out = self._kv.advance(tokens, restart.tolist())
+            self._full_logits = out.logits  # (N, rows): log-probs normalise over every row the model has
             self.logits = out.logits[:, : self.vocab_size]
             if out.hidden is not None:
                 self.hidden = out.hidden.cpu().numpy()
@@ -235,6 +244,9 @@ class EpisodeBatch:
             self.done[rows].tolist(),
             references,
         )
+        if self.config.uses_kl:
+            parts["kl"] = self.kl_coef * self.reference_logprobs[rows]
+            rewards = rewards + parts["kl"]
         result.rewards[rows] = rewards
         result.terminated[rows] = self.done[rows]
         self.last_rewards[rows] = rewards
@@ -304,10 +316,20 @@ class EpisodeBatch:
             return info
         info["token"] = self.last_tokens[slot]
         info["reward_components"] = self.last_components[slot]
+        if self.config.uses_kl:
+            info["reference_logprob"] = float(self.reference_logprobs[slot])
         if self.stop_reasons[slot] is not None:
             info["stop_reason"] = self.stop_reasons[slot]
             info["episode_return"] = float(self.returns[slot])
         return info
+
+    def set_kl_coef(self, value: float) -> None:
+        """Change the KL coefficient (e.g. from an adaptive controller); the env must use KL already."""
+        if not self.config.uses_kl:
+            raise ValueError("Expected an env built with kl_coef > 0 (it loads the reference model), got kl_coef=0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < float("inf")):
+            raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {value!r}")
+        self.kl_coef = float(value)
 
     def action_masks(self) -> np.ndarray:
         """(N, V) bool: the tokens allowed in 'vocab' mode under mask_top_k / mask_top_p (all True when unset)."""

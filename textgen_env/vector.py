@@ -88,6 +88,10 @@ class TextGenVectorEnv(VectorEnv):
             self._merge_infos(step.infos),
         )
 
+    def set_kl_coef(self, value: float) -> None:
+        """Set the coefficient of the KL term (for adaptive KL control); the env must be built with kl_coef > 0."""
+        self.batch.set_kl_coef(value)
+
     def action_masks(self) -> np.ndarray:
         """(num_envs, n_actions) bool: the allowed actions of each slot (for MaskablePPO)."""
         return self.batch.action_masks()
