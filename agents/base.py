@@ -1,0 +1,382 @@
+"""`Agent`: the shared learning loop: rollouts over the vector env, learn/predict, atomic checkpoints and resume.
+
+A new algorithm subclasses `Agent`, sets ``config_class`` and writes `update(rollout) -> stats` (and, if it needs
+one, ``uses_value_head = True``). Everything else (sampling with the KV cache, the env loop, seeding, the optimizer,
+saving and resuming) lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from agents.config import AgentConfig
+from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
+from agents.policy import EpisodeBatch, LMPolicy
+from agents.sampling import sample_tokens
+from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
+
+__all__ = ["Agent", "Callback", "Episode", "Rollout"]
+
+Callback = Callable[["Agent", dict[str, float]], "bool | None"]
+"""Called after every iteration with the agent and that iteration's stats; returning False stops training."""
+
+
+@dataclass
+class Episode:
+    """One finished episode as the agent saw it."""
+
+    prompt: str
+    completion: str
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    rewards: list[float]
+    """The env's reward for each token."""
+    logprobs: list[float]
+    """Log-probabilities of the chosen tokens under the rollout policy."""
+    values: list[float] = field(default_factory=list)
+    """Value estimates of the states before each token (empty without a value head)."""
+
+    @property
+    def score(self) -> float:
+        """The episode's return from the env."""
+        return float(sum(self.rewards))
+
+
+@dataclass
+class Rollout:
+    """The episodes of one iteration."""
+
+    episodes: list[Episode]
+
+    def batch(self, indices: list[int] | np.ndarray, pad_token_id: int, device: torch.device) -> EpisodeBatch:
+        chosen = [self.episodes[i] for i in indices]
+        return EpisodeBatch.from_token_lists(
+            [e.prompt_ids for e in chosen], [e.completion_ids for e in chosen], pad_token_id, device
+        )
+
+    def padded(self, name: str, indices: list[int] | np.ndarray, width: int) -> torch.Tensor:
+        """(len(indices), width) float32 tensor of a per-token list attribute, zero-padded."""
+        out = torch.zeros((len(indices), width), dtype=torch.float32)
+        for row, i in enumerate(indices):
+            values = getattr(self.episodes[i], name)
+            out[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
+        return out
+
+
+class Agent:
+    """Base class: owns the LM policy, its optimizer and the loop that trains it through a `TextGenVectorEnv`.
+
+    Args:
+        env: a `TextGenVectorEnv` (``gym.make_vec("TextGen-v0", num_envs=N)``) or a `TextGenEnv`, in token
+            observation and vocab action modes.
+        config: the algorithm's config (its ``config_class``); keyword overrides are applied on top.
+        model: the trainable LM (instance, name or path); defaults to a fresh load of the env's model.
+        reference: a frozen reference model for the KL penalty; defaults to the env's model when the env has it
+            loaded (no extra copy), else one frozen copy (or the LoRA base).
+    """
+
+    config_class: ClassVar[type[AgentConfig]] = AgentConfig
+    uses_value_head: ClassVar[bool] = False
+    name: ClassVar[str] = "agent"
+
+    def __init__(
+        self,
+        env: Any,
+        config: AgentConfig | None = None,
+        *,
+        model: PreTrainedModel | str | None = None,
+        reference: PreTrainedModel | None = None,
+        **overrides: Any,
+    ) -> None:
+        config = config or self.config_class()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"Expected config to be a {self.config_class.__name__}, got {type(config).__name__}")
+        if overrides:
+            config = self.config_class.from_dict({**config.to_dict(), **overrides})
+        self.config = config
+        self.env = _as_vector_env(env)
+        env_config = self.env.config
+        tokenizer = self.env.tokenizer
+        if model is None or isinstance(model, (str, os.PathLike)):
+            source = env_config.model if model is None else model
+            if isinstance(source, PreTrainedModel):  # never train the env's own instance: take a copy
+                import copy
+
+                model = copy.deepcopy(source)
+            else:
+                model, _ = load_model(source, tokenizer=tokenizer, device=env_config.device)
+        rows = model.get_input_embeddings().num_embeddings
+        n_actions = int(self.env.single_action_space.n)
+        if n_actions != len(tokenizer) or rows < n_actions:
+            raise ValueError(
+                f"Expected an env whose action space matches the policy's vocabulary ({len(tokenizer)} tokens, "
+                f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
+            )
+        if reference is None and self.env.batch._model is not None and self.env.batch._model is not model:
+            reference = self.env.batch._model
+        torch.manual_seed(config.seed)
+        self.policy = LMPolicy(
+            model,
+            tokenizer,
+            value_head=self.uses_value_head,
+            lora_rank=config.lora_rank,
+            reference=reference,
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.policy.trainable_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.kl_controller: AdaptiveKLController | FixedKLController = (
+            AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon)
+            if config.kl_target is not None and config.kl_coef > 0
+            else FixedKLController(config.kl_coef)
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.np_random = np.random.default_rng(config.seed)
+        self.iteration = 0
+        self.num_timesteps = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------------------------------------ interface
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """One learning step on a rollout; returns stats (namespaced keys, e.g. ``losses/policy``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement update(rollout)")
+
+    def reset_seeds(self, round_index: int) -> list[int]:
+        """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""
+        base = self.config.seed * 1_000_003 + (self.iteration * 1_000 + round_index) * self.env.num_envs
+        return [base + i for i in range(self.env.num_envs)]
+
+    # ------------------------------------------------------------------------------------------------ rollouts
+    def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> Rollout:
+        """Run the env until `num_episodes` episodes (rounded up to whole rounds of num_envs) have finished."""
+        num_episodes = num_episodes or self.config.episodes_per_iteration
+        temperature = self.config.temperature if temperature is None else temperature
+        episodes: list[Episode] = []
+        round_index = 0
+        while len(episodes) < num_episodes:
+            episodes.extend(self._collect_round(self.reset_seeds(round_index), temperature))
+            round_index += 1
+        return Rollout(episodes)
+
+    def sample_actions(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """(B,) actions from (B, V) policy logits (overridden by value-based agents)."""
+        return sample_tokens(logits, temperature=temperature, generator=self.generator)
+
+    @torch.no_grad()
+    def _collect_round(self, seeds: list[int], temperature: float) -> list[Episode]:
+        env, n = self.env, self.env.num_envs
+        obs, _ = env.reset(seed=seeds)
+        cache = self.policy.rollout_cache(n)
+        ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
+        prompts = [ids[i][mask[i]].tolist() for i in range(n)]
+        tokens: list[list[int]] = [list(p) for p in prompts]
+        restart = [True] * n
+        active = np.ones(n, dtype=bool)
+        records: list[dict[str, list]] = [{"actions": [], "rewards": [], "logprobs": [], "values": []} for _ in range(n)]
+        finished: list[Episode | None] = [None] * n
+        while active.any():
+            logits, values = self.policy.rollout_step(cache, tokens, restart)
+            actions = self.sample_actions(logits, temperature)
+            logprobs = selective_log_softmax(logits / temperature, actions)
+            obs, rewards, terminated, truncated, infos = env.step(actions.numpy())
+            for i in np.flatnonzero(active):
+                record = records[i]
+                record["actions"].append(int(actions[i]))
+                record["rewards"].append(float(rewards[i]))
+                record["logprobs"].append(float(logprobs[i]))
+                if values is not None:
+                    record["values"].append(float(values[i]))
+                if terminated[i] or truncated[i]:
+                    active[i] = False
+                    finished[i] = Episode(
+                        prompt=str(infos["prompt"][i]),
+                        completion=str(infos["text"][i]),
+                        prompt_ids=prompts[i],
+                        completion_ids=record["actions"],
+                        rewards=record["rewards"],
+                        logprobs=record["logprobs"],
+                        values=record["values"],
+                    )
+            tokens = [[int(a)] for a in actions]
+            restart = [False] * n
+        self.num_timesteps += sum(len(e.completion_ids) for e in finished if e is not None)
+        return [e for e in finished if e is not None]
+
+    # ------------------------------------------------------------------------------------------------- learning
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback | None = None,
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+    ) -> Agent:
+        """Train until `num_timesteps` (generated tokens) reaches `total_timesteps`.
+
+        With `checkpoint_dir`, a checkpoint is written atomically every `checkpoint_every` iterations and at the
+        end; `Agent.load` on it continues exactly where the run stopped.
+        """
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 1:
+            raise ValueError(f"Expected total_timesteps to be an int >= 1, got {total_timesteps!r}")
+        while self.num_timesteps < total_timesteps:
+            rollout = self.collect()
+            stats = self.update(rollout)
+            bad = [k for k, v in stats.items() if not math.isfinite(v)]
+            if bad:
+                where = f"; the last good checkpoint is in {checkpoint_dir}" if checkpoint_dir else ""
+                raise FloatingPointError(
+                    f"Training stopped at iteration {self.iteration}: {', '.join(bad)} became NaN or inf{where}. "
+                    "Lower learning_rate or raise kl_coef."
+                )
+            self.iteration += 1
+            scores = [e.score for e in rollout.episodes]
+            stats.update(
+                {
+                    "iteration": float(self.iteration),
+                    "timesteps": float(self.num_timesteps),
+                    "rollout/reward_mean": float(np.mean(scores)),
+                    "rollout/completion_tokens": float(np.mean([len(e.completion_ids) for e in rollout.episodes])),
+                    "train/kl_coef": float(self.kl_controller.value),
+                }
+            )
+            self.history.append(stats)
+            if checkpoint_dir is not None and self.iteration % checkpoint_every == 0:
+                self.save(checkpoint_dir)
+            if callback is not None and callback(self, stats) is False:
+                break
+        if checkpoint_dir is not None:
+            self.save(checkpoint_dir)
+        return self
+
+    def optimizer_step(self, loss: torch.Tensor) -> float:
+        """Backward, clip, step; returns the gradient norm before clipping."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"Training stopped at iteration {self.iteration}: the loss became {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return float(norm)
+
+    def minibatches(self, size: int) -> list[np.ndarray]:
+        """Shuffled index minibatches over `size` episodes, from the agent's seeded generator."""
+        order = self.np_random.permutation(size)
+        step = self.config.minibatch_size
+        return [order[i : i + step] for i in range(0, size, step)]
+
+    def predict(self, observation: Any, deterministic: bool = False) -> tuple[np.ndarray, None]:
+        """Actions for token observations (SB3-style: returns ``(actions, None)``)."""
+        actions = self.policy.act(observation, deterministic=deterministic, generator=self.generator).cpu().numpy()
+        single = np.asarray(observation["input_ids"]).ndim == 1
+        return (actions[0] if single else actions), None
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.name,
+            "config": self.config.to_dict(),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "kl_controller": self.kl_controller.state_dict(),
+            "generator": self.generator.get_state(),
+            "np_random": self.np_random.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "iteration": self.iteration,
+            "num_timesteps": self.num_timesteps,
+            "history": self.history,
+            "extra": self.extra_state(),
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        """Algorithm-specific state to checkpoint (e.g. a running baseline)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` returned."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint folder atomically: a staging folder is filled, then swapped in with renames."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+        try:
+            torch.save(self.state(), staging / "agent.pt")
+            (staging / "meta.json").write_text(
+                json.dumps({"algorithm": self.name, "iteration": self.iteration, "num_timesteps": self.num_timesteps})
+            )
+            retired = None
+            if target.exists():
+                retired = target.with_name(f".{target.name}.old")
+                shutil.rmtree(retired, ignore_errors=True)
+                os.replace(target, retired)
+            os.replace(staging, target)
+            if retired is not None:
+                shutil.rmtree(retired, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], env: Any, **kwargs: Any) -> Agent:
+        """Rebuild an agent from a checkpoint folder written by `save` and continue where it stopped."""
+        folder = Path(path)
+        if not (folder / "agent.pt").is_file():
+            retired = folder.with_name(f".{folder.name}.old")
+            if (retired / "agent.pt").is_file():  # a crash between the two renames of `save`
+                folder = retired
+            else:
+                raise FileNotFoundError(f"Expected a checkpoint folder containing agent.pt, got {str(path)!r}")
+        try:
+            state = torch.load(folder / "agent.pt", map_location="cpu", weights_only=False)
+        except Exception as error:
+            raise ValueError(f"Expected a readable checkpoint in {str(path)!r}, got a corrupt file: {error}") from error
+        if state.get("algorithm") != cls.name and cls.name != "agent":
+            raise ValueError(f"Expected a {cls.name} checkpoint, got one written by {state.get('algorithm')!r}")
+        agent = cls(env, cls.config_class.from_dict(state["config"]), **kwargs)
+        agent.load_state(state)
+        return agent
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_controller.load_state_dict(state["kl_controller"])
+        self.generator.set_state(state["generator"])
+        self.np_random.bit_generator.state = state["np_random"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.iteration = state["iteration"]
+        self.num_timesteps = state["num_timesteps"]
+        self.history = list(state["history"])
+        self.load_extra_state(state.get("extra", {}))
+
+
+def _as_vector_env(env: Any) -> TextGenVectorEnv:
+    inner = getattr(env, "unwrapped", env)
+    if isinstance(inner, TextGenEnv):  # a single env: run its settings as a one-slot vector env
+        from dataclasses import fields
+
+        settings = {f.name: getattr(inner.config, f.name) for f in fields(inner.config)}  # no deep copies
+        settings["tokenizer"] = inner.tokenizer
+        inner = TextGenVectorEnv(num_envs=1, **settings)
+    if not isinstance(inner, TextGenVectorEnv):
+        raise TypeError(f"Expected a TextGenVectorEnv or TextGenEnv, got {type(env).__name__}")
+    if inner.config.observation_mode != "tokens" or inner.config.action_mode != "vocab":
+        raise ValueError(
+            "Expected an env with observation_mode='tokens' and action_mode='vocab' for an LM-policy agent, got "
+            f"observation_mode={inner.config.observation_mode!r}, action_mode={inner.config.action_mode!r}"
+        )
+    return inner

@@ -1,0 +1,186 @@
+"""Typed, validated configs of the agents: one frozen dataclass per algorithm, a docstring per field."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["AgentConfig", "DQNConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig"]
+
+
+def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        what = "an int" if integer else "a finite number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"Expected {name} to be {what} {bound}, got {value!r}")
+
+
+def _unit(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"Expected {name} to be a number in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Settings shared by every agent."""
+
+    learning_rate: float = 1e-5
+    """AdamW learning rate (> 0)."""
+    episodes_per_iteration: int = 16
+    """Episodes collected before each update; a multiple of the env's num_envs (rounded up)."""
+    minibatch_size: int = 8
+    """Episodes per gradient step (<= episodes_per_iteration)."""
+    epochs: int = 1
+    """Passes over each iteration's episodes."""
+    gamma: float = 1.0
+    """Discount per token."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip."""
+    kl_coef: float = 0.05
+    """Initial coefficient of the per-token KL penalty to the reference model (0 disables it)."""
+    kl_target: float | None = None
+    """None keeps kl_coef fixed; a number adapts it toward this KL per episode (nats), as in Ziegler et al. 2019."""
+    kl_horizon: int = 10_000
+    """Horizon (in episodes) of the adaptive KL controller."""
+    temperature: float = 1.0
+    """Sampling temperature during rollouts (> 0)."""
+    lora_rank: int = 0
+    """> 0 trains LoRA adapters of this rank instead of all weights (the reference is then free)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    seed: int = 0
+    """Seeds sampling, minibatch order and the env resets."""
+
+    def __post_init__(self) -> None:
+        _positive("learning_rate", self.learning_rate)
+        _positive("episodes_per_iteration", self.episodes_per_iteration, integer=True)
+        _positive("minibatch_size", self.minibatch_size, integer=True)
+        _positive("epochs", self.epochs, integer=True)
+        _unit("gamma", self.gamma)
+        _positive("max_grad_norm", self.max_grad_norm)
+        _positive("kl_coef", self.kl_coef, allow_zero=True)
+        if self.kl_target is not None:
+            _positive("kl_target", self.kl_target)
+        _positive("kl_horizon", self.kl_horizon, integer=True)
+        _positive("temperature", self.temperature)
+        _positive("lora_rank", self.lora_rank, integer=True, allow_zero=True)
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"Expected seed to be an int, got {self.seed!r}")
+        if self.minibatch_size > self.episodes_per_iteration:
+            raise ValueError(
+                f"Expected minibatch_size <= episodes_per_iteration ({self.episodes_per_iteration}), "
+                f"got {self.minibatch_size}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AgentConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class PPOConfig(AgentConfig):
+    """PPO with GAE, a clipped objective, a value head and an exact per-token KL penalty."""
+
+    epochs: int = 2
+    """Passes over each iteration's episodes."""
+    lam: float = 0.95
+    """GAE lambda."""
+    clip_range: float = 0.2
+    """Policy ratio clip."""
+    clip_range_value: float | None = 0.2
+    """Value clip around the old values (None: no clipping)."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    whiten_advantages: bool = True
+    """Normalise advantages per iteration."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _unit("lam", self.lam)
+        _positive("clip_range", self.clip_range)
+        if self.clip_range_value is not None:
+            _positive("clip_range_value", self.clip_range_value)
+        _positive("vf_coef", self.vf_coef, allow_zero=True)
+        _positive("ent_coef", self.ent_coef, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class REINFORCEConfig(AgentConfig):
+    """REINFORCE (the plain policy gradient) with a baseline."""
+
+    baseline: Literal["running_mean", "value", "none"] = "running_mean"
+    """'running_mean' of episode returns, a learned 'value' head on the trunk, or 'none'."""
+    baseline_momentum: float = 0.9
+    """Momentum of the running-mean baseline."""
+    vf_coef: float = 0.5
+    """Weight of the value loss when baseline='value'."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.baseline not in ("running_mean", "value", "none"):
+            raise ValueError(f"Expected baseline to be one of ['running_mean', 'value', 'none'], got {self.baseline!r}")
+        _unit("baseline_momentum", self.baseline_momentum)
+
+
+@dataclass(frozen=True)
+class GRPOConfig(AgentConfig):
+    """GRPO: group-relative advantages over several completions of one prompt, no critic, KL in the loss."""
+
+    group_size: int = 4
+    """Completions per prompt (the env's num_envs must be a multiple of it)."""
+    clip_range: float = 0.2
+    """Policy ratio clip."""
+    scale_rewards: bool = True
+    """Divide by the group's reward standard deviation."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("group_size", self.group_size, integer=True)
+        if self.group_size < 2:
+            raise ValueError(f"Expected group_size >= 2 (a group needs a peer), got {self.group_size}")
+        _positive("clip_range", self.clip_range)
+
+
+@dataclass(frozen=True)
+class DQNConfig(AgentConfig):
+    """Token-level double DQN whose Q-values start as the LM's logits, with a Polyak-averaged target network."""
+
+    learning_rate: float = 1e-4
+    """AdamW learning rate (> 0)."""
+    buffer_episodes: int = 256
+    """Replay buffer capacity, in episodes."""
+    learning_starts: int = 16
+    """Episodes collected before the first update."""
+    gradient_steps: int = 2
+    """Gradient steps per iteration."""
+    tau: float = 0.05
+    """Polyak factor of the target network update (1 copies)."""
+    exploration_temperature: float = 1.0
+    """Boltzmann temperature over Q during rollouts (Q starts as the logits, so 1 starts as LM sampling)."""
+    epsilon: float = 0.05
+    """Probability of a uniformly random token in rollouts."""
+    double_q: bool = True
+    """Pick the next action with the online network, value it with the target network."""
+    kl_coef: float = 0.0
+    """Initial coefficient of the per-token KL penalty to the reference model (0 disables it)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("buffer_episodes", self.buffer_episodes, integer=True)
+        _positive("learning_starts", self.learning_starts, integer=True, allow_zero=True)
+        _positive("gradient_steps", self.gradient_steps, integer=True)
+        _unit("tau", self.tau)
+        _positive("exploration_temperature", self.exploration_temperature)
+        _unit("epsilon", self.epsilon)
