@@ -1,1 +1,50 @@
-"""Learning side of textgen-env: LM policies and RL agents that train them through the env loop."""
+"""Learning side of textgen-env: LM policies and RL agents that train them through the env loop.
+
+>>> from agents import AGENTS
+>>> sorted(AGENTS)
+['dqn', 'grpo', 'ppo', 'reinforce']
+"""
+
+from agents.base import Agent, Callback, Episode, Rollout
+from agents.config import AgentConfig, DQNConfig, GRPOConfig, PPOConfig, REINFORCEConfig
+from agents.dqn import DQN
+from agents.grpo import GRPO
+from agents.policy import LMPolicy
+from agents.ppo import PPO
+from agents.reinforce import REINFORCE
+
+__all__ = [
+    "AGENTS",
+    "DQN",
+    "GRPO",
+    "PPO",
+    "REINFORCE",
+    "Agent",
+    "AgentConfig",
+    "Callback",
+    "DQNConfig",
+    "Episode",
+    "GRPOConfig",
+    "LMPolicy",
+    "PPOConfig",
+    "REINFORCEConfig",
+    "Rollout",
+    "agent_class",
+    "make_agent",
+]
+
+AGENTS: dict[str, type[Agent]] = {"reinforce": REINFORCE, "dqn": DQN, "ppo": PPO, "grpo": GRPO}
+"""Agent classes by the name the ``textgen-env train --agent`` option takes."""
+
+
+def agent_class(name: str) -> type[Agent]:
+    """The agent class registered under `name` (case-insensitive)."""
+    key = name.lower()
+    if key not in AGENTS:
+        raise ValueError(f"Expected agent to be one of {sorted(AGENTS)}, got {name!r}")
+    return AGENTS[key]
+
+
+def make_agent(name: str, env, **kwargs) -> Agent:
+    """Build the agent registered under `name` on `env`; keyword arguments are config fields or Agent arguments."""
+    return agent_class(name)(env, **kwargs)

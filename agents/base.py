@@ -125,8 +125,14 @@ class Agent:
                 f"Expected an env whose action space matches the policy's vocabulary ({len(tokenizer)} tokens, "
                 f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
             )
-        if reference is None and self.env.batch._model is not None and self.env.batch._model is not model:
-            reference = self.env.batch._model
+        if reference is None and config.lora_rank == 0:
+            env_model = self.env.batch._model  # the env's frozen model is the natural reference: no extra copy
+            if env_model is not None and env_model is not model:
+                reference = env_model
+            else:  # taken now, before any update or checkpoint load, so it stays the initial policy
+                import copy
+
+                reference = copy.deepcopy(model)
         torch.manual_seed(config.seed)
         self.policy = LMPolicy(
             model,
@@ -185,7 +191,9 @@ class Agent:
         tokens: list[list[int]] = [list(p) for p in prompts]
         restart = [True] * n
         active = np.ones(n, dtype=bool)
-        records: list[dict[str, list]] = [{"actions": [], "rewards": [], "logprobs": [], "values": []} for _ in range(n)]
+        records: list[dict[str, list]] = [
+            {"actions": [], "rewards": [], "logprobs": [], "values": []} for _ in range(n)
+        ]
         finished: list[Episode | None] = [None] * n
         while active.any():
             logits, values = self.policy.rollout_step(cache, tokens, restart)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,7 +82,7 @@ class LMPolicy(nn.Module):
         lora_rank: > 0 trains LoRA adapters of this rank (requires ``peft``) instead of all weights.
         lora_alpha: LoRA scaling numerator.
         reference: a frozen model with the same vocabulary for the KL penalty; ignored with LoRA (the reference
-            is the base with adapters disabled); None makes one frozen copy of `model` when first needed.
+            is the base with adapters disabled); without one (and without LoRA) `reference_logits` is unavailable.
     """
 
     def __init__(
@@ -109,15 +108,16 @@ class LMPolicy(nn.Module):
                 raise DependencyNotInstalled('LoRA needs peft. Run: pip install "textgen-env[train]"') from error
             config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules="all-linear", lora_dropout=0.0)
             model = get_peft_model(model, config)
+        else:
+            model.requires_grad_(True)
         self.model = model
         hidden = model.config.get_text_config().hidden_size
         self.value_head = nn.Linear(hidden, 1) if value_head else None
         if self.value_head is not None:
             nn.init.zeros_(self.value_head.weight)
             nn.init.zeros_(self.value_head.bias)
-        self._reference = [reference] if reference is not None and lora_rank == 0 else []  # kept out of modules()
-        if self._reference:
-            self._reference[0].requires_grad_(False).eval()
+        # kept in a list so that it is not a submodule (not trained, not saved); only ever run under no_grad
+        self._reference = [reference] if reference is not None and lora_rank == 0 else []
         self.model.eval()  # no dropout: rollout and update log-probs must agree
 
     @property
@@ -171,8 +171,7 @@ class LMPolicy(nn.Module):
             with self.model.disable_adapter():
                 return self.score(batch, model=self.model).logits
         if not self._reference:
-            base = self.model
-            self._reference.append(copy.deepcopy(base).requires_grad_(False).eval())
+            raise ValueError("Expected a reference model for the KL term, got none; pass reference= to LMPolicy")
         return self.score(batch, model=self._reference[0]).logits
 
     @torch.no_grad()

@@ -1,0 +1,95 @@
+"""Token-level double DQN, online through the env: the LM's logits are its Q-values, Q(s, a) = logits(s)[a].
+
+Starting Q from the logits makes the initial Boltzmann policy exactly the LM's sampling distribution (temperature
+1), so exploration starts from fluent text. Episodes go into a replay buffer; each gradient step takes whole
+episodes, scores them in one forward of the online network (all prefixes of an episode are its states) and one
+no-grad forward of the target network, and regresses Q(s_t, a_t) toward
+``r_t + gamma * Q_target(s_{t+1}, argmax_a Q_online(s_{t+1}, a))`` (double Q; plain max with ``double_q=False``),
+with the bootstrap dropped at the episode's last token. The target network follows by Polyak averaging.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agents.base import Agent, Rollout
+from agents.config import DQNConfig
+from agents.functional import masked_mean
+
+__all__ = ["DQN"]
+
+
+class DQN(Agent):
+    """Value-based learning over tokens; config: `DQNConfig`."""
+
+    config_class = DQNConfig
+    name = "dqn"
+
+    def __init__(self, env, config=None, **kwargs) -> None:
+        super().__init__(env, config, **kwargs)
+        self.target_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
+        self.buffer: deque = deque(maxlen=self.config.buffer_episodes)
+
+    def sample_actions(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Boltzmann over Q (= logits) at the exploration temperature, uniform with probability epsilon."""
+        config: DQNConfig = self.config  # type: ignore[assignment]
+        actions = super().sample_actions(logits, config.exploration_temperature * temperature)
+        explore = torch.rand(actions.shape, generator=self.generator) < config.epsilon
+        random_actions = torch.randint(0, logits.shape[1], actions.shape, generator=self.generator)
+        return torch.where(explore, random_actions, actions)
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        config: DQNConfig = self.config  # type: ignore[assignment]
+        self.buffer.extend(rollout.episodes)
+        if len(self.buffer) < max(config.learning_starts, config.minibatch_size):
+            return {"losses/td": 0.0, "train/buffer_episodes": float(len(self.buffer))}
+        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
+        replay = Rollout(list(self.buffer))
+        losses, q_means = [], []
+        for _ in range(config.gradient_steps):
+            rows = self.np_random.choice(len(replay.episodes), size=config.minibatch_size, replace=False)
+            batch = replay.batch(rows, pad, device)
+            t = batch.completion_mask.shape[1]
+            mask = batch.completion_mask
+            rewards = replay.padded("rewards", rows, t).to(device)  # (B, T)
+            q_all = self.policy.score(batch).logits  # (B, T, V): Q(s_t, .)
+            q_taken = q_all.gather(2, batch.actions[:, :, None]).squeeze(2)  # (B, T)
+            with torch.no_grad():
+                target_q = self.policy.score(batch, model=self.target_model).logits  # (B, T, V)
+                if config.double_q:
+                    next_actions = q_all.detach().argmax(dim=2, keepdim=True)  # argmax by the online net
+                    next_values = target_q.gather(2, next_actions).squeeze(2)
+                else:
+                    next_values = target_q.max(dim=2).values
+                # Q(s_{t+1}) sits at column t+1; no bootstrap after an episode's last token
+                bootstrap = torch.zeros_like(next_values)
+                bootstrap[:, :-1] = next_values[:, 1:] * mask[:, 1:]
+                targets = rewards + config.gamma * bootstrap
+            loss = masked_mean(F.smooth_l1_loss(q_taken, targets, reduction="none"), mask)
+            self.optimizer_step(loss)
+            self._polyak_update(config.tau)
+            losses.append(loss.item())
+            q_means.append(masked_mean(q_taken.detach(), mask).item())
+        return {
+            "losses/td": float(np.mean(losses)),
+            "train/q_mean": float(np.mean(q_means)),
+            "train/buffer_episodes": float(len(self.buffer)),
+        }
+
+    @torch.no_grad()
+    def _polyak_update(self, tau: float) -> None:
+        for target, online in zip(self.target_model.parameters(), self.policy.model.parameters()):
+            target.mul_(1.0 - tau).add_(online, alpha=tau)
+
+    def extra_state(self) -> dict:
+        return {"target_model": self.target_model.state_dict(), "buffer": list(self.buffer)}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "target_model" in state:
+            self.target_model.load_state_dict(state["target_model"])
+        self.buffer = deque(state.get("buffer", []), maxlen=self.config.buffer_episodes)

@@ -1,0 +1,84 @@
+"""GRPO: several completions of the same prompt form a group; each is judged against its group, no critic.
+
+Slots of the vector env are grouped (``group_size`` consecutive slots get the same reset seed, hence the same
+prompt); the advantage of a completion is its return minus the group mean (divided by the group std when
+``scale_rewards``), shared by all its tokens. The loss is the clipped surrogate plus kl_coef times the exact
+per-token KL(pi || ref) (KL in the loss, as in GRPO, rather than in the reward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.base import Agent, Rollout
+from agents.config import GRPOConfig
+from agents.functional import (
+    clipped_policy_loss,
+    exact_kl_from_logits,
+    group_relative_advantages,
+    masked_mean,
+    selective_log_softmax,
+)
+
+__all__ = ["GRPO"]
+
+
+class GRPO(Agent):
+    """Group Relative Policy Optimization; config: `GRPOConfig`."""
+
+    config_class = GRPOConfig
+    name = "grpo"
+
+    def __init__(self, env, config=None, **kwargs) -> None:
+        super().__init__(env, config, **kwargs)
+        size = self.config.group_size
+        if self.env.num_envs % size:
+            raise ValueError(
+                f"Expected the env's num_envs to be a multiple of group_size={size}, got num_envs={self.env.num_envs}"
+            )
+
+    def reset_seeds(self, round_index: int) -> list[int]:
+        """The slots of one group share a seed, so they start from the same prompt."""
+        seeds = super().reset_seeds(round_index)
+        size = self.config.group_size
+        return [seeds[i - i % size] for i in range(len(seeds))]
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        config: GRPOConfig = self.config  # type: ignore[assignment]
+        n = len(rollout.episodes)
+        scores = torch.tensor([e.score for e in rollout.episodes])
+        advantages = group_relative_advantages(scores, config.group_size, normalize_std=config.scale_rewards)
+        width = max(len(e.completion_ids) for e in rollout.episodes)
+        old_logprobs = rollout.padded("logprobs", range(n), width)
+        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
+        beta = self.kl_controller.value
+        totals: dict[str, list[float]] = {}
+        for _ in range(config.epochs):
+            for rows in self.minibatches(n):
+                batch = rollout.batch(rows, pad, device)
+                t = batch.completion_mask.shape[1]
+                m = batch.completion_mask
+                scored = self.policy.score(batch)
+                logp = selective_log_softmax(scored.logits, batch.actions)
+                token_advantages = advantages[rows].to(device)[:, None].expand(-1, t)
+                policy_loss, policy_stats = clipped_policy_loss(
+                    logp, old_logprobs[rows, :t].to(device), token_advantages, m, config.clip_range
+                )
+                loss = policy_loss
+                if beta > 0:
+                    kl = masked_mean(exact_kl_from_logits(scored.logits, self.policy.reference_logits(batch)), m)
+                    loss = loss + beta * kl
+                    totals.setdefault("rollout/kl_per_token", []).append(kl.item())
+                grad_norm = self.optimizer_step(loss)
+                for key, value in (
+                    ("losses/policy", policy_loss.item()),
+                    ("losses/clip_fraction", policy_stats["clip_fraction"].item()),
+                    ("losses/grad_norm", grad_norm),
+                ):
+                    totals.setdefault(key, []).append(value)
+        stats = {key: float(np.mean(values)) for key, values in totals.items()}
+        mean_tokens = float(np.mean([len(e.completion_ids) for e in rollout.episodes]))
+        stats["rollout/kl"] = stats.get("rollout/kl_per_token", 0.0) * mean_tokens
+        self.kl_controller.update(stats["rollout/kl"], n)
+        return stats

@@ -1,0 +1,27 @@
+"""Fixtures for agent tests: a simple keyword task on the tiny model."""
+
+from __future__ import annotations
+
+import pytest
+
+from textgen_env import TextGenVectorEnv
+
+
+@pytest.fixture
+def keyword_env(tiny):
+    """8 slots, 4-token completions, reward 1 when the completion contains 'great'."""
+    model, tokenizer = tiny
+
+    def factory(num_envs: int = 8, **kwargs) -> TextGenVectorEnv:
+        settings = dict(
+            model=model,
+            tokenizer=tokenizer,
+            reward="keyword",
+            reward_kwargs={"keywords": ["great"]},
+            max_new_tokens=4,
+            prompts=["the movie was", "i think it was"],
+        )
+        settings.update(kwargs)
+        return TextGenVectorEnv(num_envs=num_envs, **settings)
+
+    return factory

@@ -1,0 +1,142 @@
+"""Every agent learns a simple task through the env loop; save/load, exact resume and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from agents import AGENTS, DQN, GRPO, PPO, REINFORCE, make_agent
+from agents.functional import selective_log_softmax
+from agents.ppo import score_rollout
+
+LEARNING = {
+    "reinforce": (REINFORCE, {"learning_rate": 1e-2}),
+    "ppo": (PPO, {"learning_rate": 1e-2, "epochs": 4}),
+    "grpo": (GRPO, {"learning_rate": 1e-2, "group_size": 4}),
+    # Q-values start as the tiny model's near-zero logits: a low Boltzmann temperature makes a reward of 1 count
+    "dqn": (
+        DQN,
+        {
+            "learning_rate": 3e-3,
+            "gradient_steps": 16,
+            "learning_starts": 8,
+            "tau": 0.05,
+            "exploration_temperature": 0.1,
+        },
+    ),
+}
+ITERATIONS = {"reinforce": 20, "ppo": 20, "grpo": 20, "dqn": 30}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LEARNING), ids=list(LEARNING))
+def test_agent_raises_reward_and_changes_parameters(keyword_env, name):
+    cls, options = LEARNING[name]
+    agent = cls(keyword_env(), episodes_per_iteration=16, minibatch_size=8, kl_coef=0.0, seed=0, **options)
+    before = [p.detach().clone() for p in agent.policy.trainable_parameters()]
+    history = []
+    agent.learn(16 * 4 * ITERATIONS[name], callback=lambda a, stats: history.append(stats))
+    rewards = [s["rollout/reward_mean"] for s in history]
+    assert np.mean(rewards[:3]) < 0.2
+    assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.5, rewards
+    assert all(math.isfinite(v) for s in history for v in s.values())
+    changed = [not torch.equal(b, p) for b, p in zip(before, agent.policy.trainable_parameters())]
+    assert all(changed[:-2]) or sum(changed) > len(changed) // 2
+
+
+def test_rollout_logprobs_match_the_one_pass_update_scoring(keyword_env):
+    """Log-probs taken with the KV cache during the rollout equal those of the whole-episode forward."""
+    agent = PPO(keyword_env(max_new_tokens=6), episodes_per_iteration=8, minibatch_size=4, kl_coef=0.0)
+    rollout = agent.collect()
+    scored = score_rollout(agent, rollout, need_kl=False)
+    for i, episode in enumerate(rollout.episodes):
+        n = len(episode.completion_ids)
+        torch.testing.assert_close(scored["logprobs"][i, :n], torch.tensor(episode.logprobs), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(scored["values"][i, :n], torch.tensor(episode.values), atol=1e-5, rtol=1e-4)
+
+
+def test_score_uses_one_forward_per_minibatch(keyword_env):
+    agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, kl_coef=0.0)
+    rollout = agent.collect()
+    calls = []
+    handle = agent.policy.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        batch = rollout.batch(range(8), agent.policy.tokenizer.pad_token_id, agent.policy.device)
+        out = agent.policy.score(batch)
+    finally:
+        handle.remove()
+    assert len(calls) == 1 and out.logits.shape[:2] == batch.completion_mask.shape
+    logp = selective_log_softmax(out.logits, batch.actions)
+    assert torch.isfinite(logp[batch.completion_mask]).all()
+
+
+def test_grpo_groups_share_prompts(keyword_env):
+    agent = GRPO(keyword_env(prompts="movie_reviews"), group_size=4, episodes_per_iteration=8, minibatch_size=8)
+    episodes = agent.collect().episodes
+    assert [e.prompt for e in episodes[:4]] == [episodes[0].prompt] * 4
+    assert len({e.prompt for e in episodes}) > 1
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS), ids=sorted(AGENTS))
+def test_save_load_round_trip_gives_identical_predictions(keyword_env, tmp_path, name):
+    agent = make_agent(name, keyword_env(), episodes_per_iteration=8, minibatch_size=8, learning_rate=1e-2)
+    agent.learn(8 * 4 * 2)
+    agent.save(tmp_path / "ckpt")
+    restored = type(agent).load(tmp_path / "ckpt", keyword_env())
+    obs, _ = keyword_env().reset(seed=3)
+    np.testing.assert_array_equal(
+        agent.predict(obs, deterministic=True)[0], restored.predict(obs, deterministic=True)[0]
+    )
+    for a, b in zip(agent.policy.state_dict().values(), restored.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert restored.iteration == agent.iteration and restored.num_timesteps == agent.num_timesteps
+
+
+@pytest.mark.parametrize("name", ["ppo", "reinforce"], ids=["ppo", "reinforce"])
+def test_interrupted_run_resumes_to_the_same_weights(keyword_env, tmp_path, name):
+    options = {"episodes_per_iteration": 8, "minibatch_size": 4, "learning_rate": 1e-2, "seed": 5, "kl_coef": 0.1}
+    full = make_agent(name, keyword_env(), **options).learn(8 * 4 * 4)
+    first = make_agent(name, keyword_env(), **options)
+    first.learn(8 * 4 * 2, checkpoint_dir=tmp_path / "run")
+    resumed = type(first).load(tmp_path / "run", keyword_env())
+    resumed.learn(8 * 4 * 4, checkpoint_dir=tmp_path / "run")
+    assert resumed.iteration == full.iteration >= 4 and resumed.num_timesteps == full.num_timesteps
+    for a, b in zip(full.policy.state_dict().values(), resumed.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(keyword_env, tmp_path):
+    agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8)
+    agent.learn(8 * 4, checkpoint_dir=tmp_path / "run")
+    good = (tmp_path / "run" / "agent.pt").read_bytes()
+    with torch.no_grad():
+        agent.policy.value_head.weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match=r"Training stopped at iteration \d+: the loss became nan"):
+        agent.learn(8 * 4 * 3, checkpoint_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "agent.pt").read_bytes() == good
+
+
+def test_bad_input(keyword_env, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"Expected agent to be one of \['dqn', 'grpo', 'ppo', 'reinforce'\], got 'a2c'"
+    ):
+        make_agent("a2c", keyword_env())
+    with pytest.raises(ValueError, match=r"Expected an env with observation_mode='tokens' and action_mode='vocab'"):
+        PPO(keyword_env(action_mode="top_k", top_k=4))
+    with pytest.raises(ValueError, match=r"Expected minibatch_size <= episodes_per_iteration \(8\), got 16"):
+        PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=16)
+    with pytest.raises(ValueError, match=r"Expected learning_rate to be a finite number > 0, got 0"):
+        REINFORCE(keyword_env(), learning_rate=0)
+    with pytest.raises(ValueError, match=r"Expected the env's num_envs to be a multiple of group_size=3"):
+        GRPO(keyword_env(num_envs=8), group_size=3)
+    with pytest.raises(FileNotFoundError, match=r"Expected a checkpoint folder containing agent.pt, got '.*nowhere'"):
+        PPO.load(tmp_path / "nowhere", keyword_env())
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "agent.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"Expected a readable checkpoint in .*broken.*, got a corrupt file"):
+        PPO.load(tmp_path / "broken", keyword_env())
+    with pytest.raises(ValueError, match=r"Expected total_timesteps to be an int >= 1, got 0"):
+        PPO(keyword_env()).learn(0)
