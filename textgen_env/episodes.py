@@ -172,7 +172,7 @@ class EpisodeBatch:
             self._score(stepping, result)
         if self._kv is not None:
             tokens = [
-                self._prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
+                self.prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
                 for i in range(self.num_slots)
             ]
             out = self._kv.advance(tokens, restart.tolist())
@@ -258,7 +258,7 @@ class EpisodeBatch:
         if rng is None:
             raise RuntimeError(f"Expected a random generator for slot {slot}, got None")
         self.prompts[slot] = prompt = self.prompt_source.sample(rng)
-        ids = self._prompt_token_ids(prompt.text)
+        ids = self.prompt_token_ids(prompt.text)
         self.input_ids[slot] = self.pad_token_id
         self.attention_mask[slot] = 0
         self.input_ids[slot, -len(ids) :] = ids
@@ -272,7 +272,7 @@ class EpisodeBatch:
         self.stop_reasons[slot] = None
         self.shaper.reset([slot])
 
-    def _prompt_token_ids(self, text: str) -> list[int]:
+    def prompt_token_ids(self, text: str) -> list[int]:
         ids = self._prompt_ids.get(text)
         if ids is None:
             ids = self.tokenizer(text)["input_ids"]

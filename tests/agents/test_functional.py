@@ -200,8 +200,8 @@ def test_masked_whiten(dtype, shift_mean):
     whitened = masked_whiten(values, mask, shift_mean=shift_mean)
     kept = values.double()[mask].tolist()
     mean, std = statistics.mean(kept), math.sqrt(statistics.variance(kept) + 1e-8)
-    expected = [[((v - mean) / std + (0.0 if shift_mean else mean)) if m else 0.0 for v, m in zip(row, row_mask)]
-                for row, row_mask in zip(values.double().tolist(), mask.tolist())]  # fmt: skip
+    offset, rows = (0.0 if shift_mean else mean), zip(values.double().tolist(), mask.tolist())
+    expected = [[(v - mean) / std + offset if m else 0.0 for v, m in zip(row, keep)] for row, keep in rows]
     assert whitened.dtype == dtype
     _assert_close(whitened, expected, dtype)
     if dtype == torch.float64:
@@ -458,10 +458,13 @@ def _naive_policy_loss(logp, old_logp, advantages, mask, clip_range):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_clipped_policy_loss_matches_naive(dtype):
+    # ratios below, inside and above the clip range, for positive (row 0) and negative (row 1) advantages
+    ratios = torch.tensor([[0.5, 0.7, 0.9, 1.1, 1.3, 1.6]], dtype=torch.float64).repeat(3, 1)
     old_logp = -_randn(3, 6, dtype=torch.float64, seed=21).abs()
-    logp = (old_logp + 0.3 * _randn(3, 6, dtype=torch.float64, seed=22)).to(dtype)
-    old_logp, advantages = old_logp.to(dtype), _randn(3, 6, dtype=dtype, seed=23)
-    mask = _right_padded_mask([6, 4, 1], 6)
+    logp = (old_logp + ratios.log()).to(dtype)
+    signs = torch.tensor([[1.0], [-1.0], [1.0]], dtype=torch.float64)
+    advantages = (signs * (_randn(3, 6, dtype=torch.float64, seed=23).abs() + 0.1)).to(dtype)
+    old_logp, mask = old_logp.to(dtype), _right_padded_mask([6, 6, 2], 6)
     loss, stats = clipped_policy_loss(logp, old_logp, advantages, mask, 0.2)
     flat = [t.double().reshape(-1).tolist() for t in (logp, old_logp, advantages)]
     expected_loss, expected_kl, expected_clip = _naive_policy_loss(*flat, mask.reshape(-1).tolist(), 0.2)

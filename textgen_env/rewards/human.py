@@ -69,7 +69,7 @@ def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
     """The records of a JSONL log; lines that are not a JSON object (a record cut short by a crash) are skipped
     with a warning that names them."""
     records, bad = [], []
-    with open(path, encoding="utf-8") as file:
+    with open(path, encoding="utf-8", errors="replace") as file:  # a cut multi-byte character spoils one line only
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
@@ -113,9 +113,12 @@ def _check_log_path(log_path: object) -> Path | None:
     return None if log_path is None else Path(log_path)
 
 
-def _check_callables(**functions: object) -> None:
+def _check_callables(callback: object, input_fn: object, print_fn: object) -> None:
+    functions = {"input_fn": input_fn, "print_fn": print_fn}
+    if callback is not None:
+        functions["callback"] = callback
     for name, function in functions.items():
-        if function is not None and not callable(function):
+        if not callable(function):
             raise TypeError(f"Expected {name} to be callable, got {type(function).__name__}")
 
 
@@ -155,7 +158,7 @@ class HumanFeedbackReward(Reward):
         print_fn: Callable[..., Any] = print,
         reuse_ratings: bool = True,
     ) -> None:
-        _check_callables(callback=callback, input_fn=input_fn, print_fn=print_fn)
+        _check_callables(callback, input_fn, print_fn)
         if (
             not isinstance(scale, (tuple, list))
             or len(scale) != 2
@@ -319,7 +322,7 @@ class PairwisePreference:
         input_fn: Callable[[str], str] = input,
         print_fn: Callable[..., Any] = print,
     ) -> None:
-        _check_callables(callback=callback, input_fn=input_fn, print_fn=print_fn)
+        _check_callables(callback, input_fn, print_fn)
         self.callback = callback
         self.log_path = _check_log_path(log_path)
         self.input_fn = input_fn

