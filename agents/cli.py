@@ -26,7 +26,8 @@ def _agent_options(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "temperature": args.temperature,
     }
-    return {k: v for k, v in options.items() if v is not None}
+    defaults = {"kl_target": 4.0, "kl_horizon": 200}  # the main job's KL control unless overridden
+    return {**defaults, **{k: v for k, v in options.items() if v is not None}}
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ def plot_curves(
         reward_axis.plot(
             [r["iteration"] for r in evaluated], [r["eval/reward_mean"] for r in evaluated], "o-", label="held-out eval"
         )
+    last = iterations[-1] if iterations else 1
+    reward_axis.plot([0, last], [eval_before, eval_after], "s", color="black", label="full eval, before / after")
     reward_axis.axhline(eval_before, color="grey", linestyle="--", label=f"eval before: {eval_before:.3f}")
     reward_axis.axhline(eval_after, color="green", linestyle="--", label=f"eval after: {eval_after:.3f}")
     reward_axis.set_xlabel("iteration")

@@ -60,8 +60,9 @@ class TrainSettings:
     """Checkpoint every this many iterations."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
-    agent_options: dict[str, Any] = field(default_factory=dict)
-    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...)."""
+    agent_options: dict[str, Any] = field(default_factory=lambda: {"kl_target": 4.0, "kl_horizon": 200})
+    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default the KL
+    coefficient adapts toward 4 nats per completion."""
 
 
 def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:

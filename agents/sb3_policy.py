@@ -1,0 +1,307 @@
+"""`LMActorCriticPolicy`: a Hugging Face causal LM as a stable-baselines3 actor-critic policy (PPO, A2C).
+
+The features are the env's token observation itself (left-padded ``input_ids`` and ``attention_mask``); the actor is
+the LM's own next-token distribution (logits sliced to ``len(tokenizer)``) and the critic a linear head on the LM's
+last hidden state, so stock ``PPO``/``A2C`` update the LM's own weights::
+
+    PPO(LMActorCriticPolicy, env, policy_kwargs={"model": model, "tokenizer": tokenizer})
+
+**Rollouts** (``forward`` and ``predict_values`` without grad, one observation per env) keep a `SlotKVCache` over the
+envs: an observation that extends the slot's previous one by exactly one token costs a single cached token forward;
+any other observation (a new episode) restarts that slot with a prefill of its whole text. The cache notices any
+in-place change of the weights (an optimizer step, ``load_state_dict``) and starts over, so it never serves stale
+keys. ``use_kv_cache=False`` runs the whole sequence at every step instead (the reference path; same log-probs).
+
+**Updates** (``evaluate_actions``) cannot reuse the cache: SB3's buffer holds single steps in shuffled minibatches,
+so each minibatch is one forward (and backward) over its full, left-padded sequences, trimmed to its longest text.
+Per sample that is about 3 x L token-forwards (forward + backward over L tokens) against 1 cached token during
+collection, for each of PPO's ``n_epochs``: the update costs roughly ``3 * n_epochs * L`` times the collection's
+model FLOPs (``benchmarks/sb3_rollout.py`` prints the measured ratio). `agents.PPO` scores whole episodes in one
+forward instead and is much cheaper per update; use it when the update dominates.
+
+Left padding is handled with ``position_ids = cumsum(attention_mask) - 1``. SB3 turns Box observations into float32
+(`preprocess_obs`); the ids are cast back to int64 (exact below 2**24 tokens). The LM stays in eval mode (no dropout)
+so that rollout and update log-probs agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from agents.sampling import sample_tokens
+from textgen_env.kv import SlotKVCache
+from textgen_env.models import check_vocabulary_rows, load_model
+
+__all__ = ["LMActorCriticPolicy", "LMSource", "TokenObservationExtractor", "check_token_spaces"]
+
+_FLOAT32_EXACT_IDS = 2**24  # SB3 stores observations as float32, which holds integers exactly up to here
+
+
+class LMSource:
+    """A causal LM for ``policy_kwargs`` that pickles as its architecture only (config, class and dtype).
+
+    SB3 pickles ``policy_kwargs`` into the saved zip and rebuilds the policy from them on load; the weights travel
+    separately in the policy's state_dict. Wrapping the model keeps the zip free of a second copy of the weights
+    and of hub names: loading builds the LM from its config, offline, and the state_dict fills in the weights.
+
+    Args:
+        model: a ``PreTrainedModel``, a Hugging Face name or local folder (loaded now with
+            `textgen_env.load_model`), or a ``PretrainedConfig`` (random weights, as on load).
+        tokenizer: the model's tokenizer; loaded with the model when `model` is a name and this is None.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel | PretrainedConfig | str | os.PathLike[str] | None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self._model: PreTrainedModel | None = None
+        if isinstance(model, PretrainedConfig):
+            self.model_class: type[PreTrainedModel] | None = None
+            self.config = copy.deepcopy(model)
+            self.dtype = getattr(model, "dtype", None) or torch.float32
+            return
+        if not isinstance(model, PreTrainedModel):
+            model, self.tokenizer = load_model(model, tokenizer=tokenizer)
+        self._model = model
+        self.model_class = type(model)
+        self.config = copy.deepcopy(model.config)
+        self.dtype = model.dtype
+
+    def build(self) -> PreTrainedModel:
+        """A new model: a deep copy of the wrapped one (never trained in place), or built from the config."""
+        if self._model is not None:
+            return copy.deepcopy(self._model)
+        config = copy.deepcopy(self.config)
+        if self.model_class is None:
+            return AutoModelForCausalLM.from_config(config, dtype=self.dtype)
+        return self.model_class._from_config(config, dtype=self.dtype)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_model"] = None  # weights travel in the policy's state_dict
+        return state
+
+    def __repr__(self) -> str:
+        name = self.model_class.__name__ if self.model_class else self.config.model_type
+        return f"LMSource({name}, weights={'held' if self._model is not None else 'from state_dict'})"
+
+
+class TokenObservationExtractor(BaseFeaturesExtractor):
+    """Features = the token observation itself: ``(B, 2, L)`` stacking ``input_ids`` and ``attention_mask``."""
+
+    def __init__(self, observation_space: spaces.Dict) -> None:
+        length = int(observation_space["input_ids"].shape[-1])
+        super().__init__(observation_space, features_dim=2 * length)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([observations["input_ids"], observations["attention_mask"]], dim=1)  # (B, 2, L)
+
+
+def check_token_spaces(observation_space: spaces.Space, action_space: spaces.Space, vocab_size: int) -> None:
+    """Raise ValueError unless the spaces are a TextGen env's token observation and full-vocabulary actions."""
+    if not (
+        isinstance(observation_space, spaces.Dict)
+        and {"input_ids", "attention_mask"} <= set(observation_space.spaces)
+        and isinstance(observation_space["input_ids"], spaces.Box)
+    ):
+        raise ValueError(
+            "LMActorCriticPolicy reads token observations: expected a Dict observation space with 'input_ids' and "
+            f"'attention_mask' (build the env with observation_mode=\"tokens\"), got {observation_space}"
+        )
+    env_vocab = int(np.max(observation_space["input_ids"].high)) + 1
+    if env_vocab != vocab_size:
+        raise ValueError(
+            f"Expected an env whose vocabulary matches the policy's tokenizer ({vocab_size} tokens), got token "
+            f"observations over {env_vocab} ids; pass the same model and tokenizer to the env and to policy_kwargs "
+            '(with observation_mode="tokens", action_mode="vocab").'
+        )
+    if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != vocab_size:
+        raise ValueError(
+            f"LMActorCriticPolicy's actions are token ids: expected the action space Discrete({vocab_size}) (build "
+            f'the env with action_mode="vocab"; top_k mode\'s actions are ranks, not tokens), got {action_space}'
+        )
+    if vocab_size > _FLOAT32_EXACT_IDS:
+        raise ValueError(
+            f"Expected a vocabulary below {_FLOAT32_EXACT_IDS} tokens (SB3 stores float32), got {vocab_size}"
+        )
+
+
+class LMActorCriticPolicy(ActorCriticPolicy):
+    """A causal LM as SB3's actor-critic: LM logits are the policy, a value head shares the trunk.
+
+    Args:
+        observation_space: the env's token observation space (``observation_mode="tokens"``).
+        action_space: ``Discrete(len(tokenizer))`` (``action_mode="vocab"``).
+        lr_schedule: SB3's learning-rate schedule.
+        model: a ``PreTrainedModel`` (the policy trains a deep copy, so the env may hold the same object as its
+            frozen KL reference), a name or local folder, a ``PretrainedConfig``, or an `LMSource` (recommended for
+            models of real size: ``save()`` then stores only the config).
+        tokenizer: the model's tokenizer (optional when `model` is a name or an `LMSource` that loaded one).
+        use_kv_cache: reuse a per-env KV cache during rollout collection (see the module docstring).
+        **kwargs: other `ActorCriticPolicy` arguments (``optimizer_class``, ``optimizer_kwargs``, ...); the MLP
+            arguments (``net_arch``, ``activation_fn``, ``ortho_init``) are accepted and unused.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *,
+        model: PreTrainedModel | PretrainedConfig | LMSource | str | os.PathLike[str],
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        use_kv_cache: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("use_sde"):
+            raise ValueError("Expected use_sde=False: LMActorCriticPolicy's actions are discrete tokens, got True")
+        source = model if isinstance(model, LMSource) else LMSource(model, tokenizer)
+        tokenizer = tokenizer if tokenizer is not None else source.tokenizer
+        if not isinstance(tokenizer, PreTrainedTokenizerBase):
+            raise TypeError(
+                "Expected policy_kwargs['tokenizer'] to be the model's PreTrainedTokenizerBase, got "
+                f"{type(tokenizer).__name__}"
+            )
+        check_token_spaces(observation_space, action_space, len(tokenizer))
+        self.tokenizer = tokenizer
+        self.vocab_size = len(tokenizer)
+        self.use_kv_cache = use_kv_cache
+        self._source = [source]  # a list: nn.Module refuses module attributes before its __init__
+        self._kv: SlotKVCache | None = None
+        self._fed: list[np.ndarray | None] = []  # per slot, the unpadded tokens the cache holds
+        self._kv_weights_version = -1
+        kwargs.setdefault("features_extractor_class", TokenObservationExtractor)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Build the LM and its value head (in place of SB3's MLPs) and one optimizer over both."""
+        self.lm = self._source.pop().build()
+        check_vocabulary_rows(self.lm.get_input_embeddings().num_embeddings, self.tokenizer)
+        config = self.lm.config.get_text_config()
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        length = int(self.observation_space["input_ids"].shape[-1])
+        if limit is not None and limit < length:
+            raise ValueError(f"Expected observations of at most the model's {limit} positions, got length {length}")
+        self.lm.requires_grad_(True)
+        self.lm.eval()
+        self.value_net = nn.Linear(config.hidden_size, 1)
+        nn.init.zeros_(self.value_net.weight)  # values start at 0 instead of disturbing the trunk
+        nn.init.zeros_(self.value_net.bias)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(model=LMSource(self.lm), tokenizer=self.tokenizer, use_kv_cache=self.use_kv_cache)
+        return data
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
+        self.lm.eval()  # no dropout, in training too: PPO's ratio compares rollout and update log-probs
+
+    # ------------------------------------------------------------------------------------------------- forwards
+    def _tokens(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) int64 ids and mask from SB3's float observations."""
+        features = self.extract_features(obs)  # (B, 2, L) float32
+        return features[:, 0].round().long(), features[:, 1].round().long()
+
+    def _full_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) next-token logits and (B, 1) values from one forward over the whole sequences."""
+        used = mask.any(dim=0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        ids, mask = ids[:, first:], mask[:, first:]  # drop the columns that are padding in every row
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # left padding must not shift positions
+        outputs = self.lm(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            logits_to_keep=1,
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        logits = outputs.logits[:, -1, : self.vocab_size].float()  # (B, V)
+        values = self.value_net(outputs.hidden_states[-1][:, -1].float())  # (B, 1)
+        return logits, values
+
+    def _weights_version(self) -> int:
+        return sum(p._version for p in self.parameters())  # bumped by every in-place update
+
+    @torch.no_grad()
+    def _cached_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same as `_full_forward`, one cached token per slot when its text grew by one token."""
+        slots = ids.shape[0]
+        version = self._weights_version()
+        if (
+            self._kv is None
+            or self._kv.num_slots != slots
+            or self._kv.device != self.device
+            or version != self._kv_weights_version
+        ):
+            self._kv = SlotKVCache(self.lm, slots, output_hidden=True)
+            self._fed = [None] * slots
+            self._kv_weights_version = version
+        ids_np, mask_np = ids.cpu().numpy(), mask.cpu().numpy().astype(bool)
+        tokens, restart = [], []
+        for slot in range(slots):
+            current = ids_np[slot][mask_np[slot]]  # the unpadded text
+            previous = self._fed[slot]
+            extends = (
+                previous is not None and len(current) == len(previous) + 1 and np.array_equal(current[:-1], previous)
+            )
+            tokens.append(current[-1:].tolist() if extends else current.tolist())
+            restart.append(not extends)
+            self._fed[slot] = current
+        out = self._kv.advance(tokens, restart)
+        return out.logits[:, : self.vocab_size], self.value_net(out.hidden)
+
+    def _logits_and_values(self, obs: PyTorchObs, *, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self._tokens(obs)
+        if cached and self.use_kv_cache and not torch.is_grad_enabled():
+            return self._cached_forward(ids, mask)
+        return self._full_forward(ids, mask)
+
+    def _distribution(self, logits: torch.Tensor) -> CategoricalDistribution:
+        return self.action_dist.proba_distribution(action_logits=logits)
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        return logits.argmax(dim=-1) if deterministic else sample_tokens(logits)  # faster than multinomial
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values and log-probs for a batch of observations (KV-cached during rollouts)."""
+        logits, values = self._logits_and_values(obs, cached=True)
+        actions = self._choose(logits, deterministic)
+        log_prob = self._distribution(logits).log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+
+    def evaluate_actions(
+        self, obs: PyTorchObs, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Values, log-probs of `actions` and entropies: one forward (with grad) over the full sequences."""
+        logits, values = self._logits_and_values(obs, cached=False)
+        distribution = self._distribution(logits)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: PyTorchObs) -> Distribution:
+        logits, _ = self._logits_and_values(obs, cached=False)
+        return self._distribution(logits)
+
+    def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
+        return self._logits_and_values(obs, cached=True)[1]
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        logits, _ = self._logits_and_values(observation, cached=False)
+        return self._choose(logits, deterministic)
