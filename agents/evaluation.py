@@ -85,13 +85,15 @@ def evaluate(
     batch_size: int = 16,
 ) -> EvalResult:
     """Generate one completion per held-out prompt and score reward, KL and diversity."""
-    texts = prompts if isinstance(prompts, list) else [p.text for p in make_prompt_source(prompts).prompts]
+    source = make_prompt_source(prompts)
+    texts = [p.text for p in source.prompts]
+    references = [p.references for p in source.prompts] if env.reward.needs_references else None
     generator = torch.Generator().manual_seed(seed)
     pairs = generate_completions(
         policy, env, texts, temperature=temperature, generator=generator, batch_size=batch_size
     )
     completions = [policy.tokenizer.decode(c, skip_special_tokens=True) for _, c in pairs]
-    scores = env.reward.components(texts, completions, [True] * len(texts))
+    scores = env.reward.components(texts, completions, [True] * len(texts), references)
     rewards = np.sum(list(scores.values()), axis=0)
     kls = []
     for start in range(0, len(pairs), batch_size):

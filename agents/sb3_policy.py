@@ -201,7 +201,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         self.value_net = nn.Linear(config.hidden_size, 1)
         nn.init.zeros_(self.value_net.weight)  # values start at 0 instead of disturbing the trunk
         nn.init.zeros_(self.value_net.bias)
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self._parameter_list = list(self.parameters())  # for the cheap weights-version check of the KV cache
+        self.optimizer = self.optimizer_class(self._parameter_list, lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -237,7 +238,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         return logits, values
 
     def _weights_version(self) -> int:
-        return sum(p._version for p in self.parameters())  # bumped by every in-place update
+        return sum(p._version for p in self._parameter_list)  # bumped by every in-place update
 
     @torch.no_grad()
     def _cached_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -140,3 +140,38 @@ def test_bad_input(keyword_env, tmp_path):
         PPO.load(tmp_path / "broken", keyword_env())
     with pytest.raises(ValueError, match=r"Expected total_timesteps to be an int >= 1, got 0"):
         PPO(keyword_env()).learn(0)
+
+
+def test_kl_is_zero_before_training_and_positive_after(keyword_env):
+    agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, learning_rate=5e-2, kl_coef=0.1)
+    rollout = agent.collect()
+    assert score_rollout(agent, rollout, need_kl=True)["kl"].abs().max() < 1e-6  # policy == reference
+    for i, episode in enumerate(rollout.episodes):
+        episode.rewards[-1] = float(i % 3)  # rewards that differ, so that the update has a gradient
+    agent.update(rollout)
+    assert score_rollout(agent, rollout, need_kl=True)["kl"].sum() > 1e-4
+
+
+def test_lora_trains_only_adapters_and_uses_the_base_as_reference(keyword_env):
+    agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, learning_rate=5e-2, lora_rank=4)
+    names = [n for n, p in agent.policy.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in n or n.startswith("value_head") for n in names)
+    assert agent.policy._reference == []  # no copy: the reference is the base with adapters disabled
+    frozen = {n: p.detach().clone() for n, p in agent.policy.named_parameters() if not p.requires_grad}
+    rollout = agent.collect()
+    for i, episode in enumerate(rollout.episodes):
+        episode.rewards[-1] = float(i % 3)
+    agent.update(rollout)
+    batch = rollout.batch(range(8), agent.policy.tokenizer.pad_token_id, agent.policy.device)
+    policy_logits = agent.policy.score(batch).logits.detach()
+    assert not torch.allclose(policy_logits, agent.policy.reference_logits(batch))
+    for name, value in agent.policy.named_parameters():
+        if name in frozen:
+            assert torch.equal(frozen[name], value), name
+
+
+def test_model_with_another_vocabulary_is_rejected(keyword_env):
+    from textgen_env.testing import tiny_model
+
+    with pytest.raises(ValueError, match=r"Expected an env whose action space matches the policy's vocabulary"):
+        PPO(keyword_env(), model=tiny_model(vocab_size=100))
