@@ -7,6 +7,7 @@ saving and resuming) lives here.
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import os
@@ -76,7 +77,7 @@ class Rollout:
         return out
 
 
-class Agent:
+class Agent(abc.ABC):
     """Base class: owns the LM policy, its optimizer and the loop that trains it through a `TextGenVectorEnv`.
 
     Args:
@@ -156,9 +157,9 @@ class Agent:
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------------------------------------ interface
+    @abc.abstractmethod
     def update(self, rollout: Rollout) -> dict[str, float]:
         """One learning step on a rollout; returns stats (namespaced keys, e.g. ``losses/policy``)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement update(rollout)")
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""
@@ -313,7 +314,7 @@ class Agent:
         """Algorithm-specific state to checkpoint (e.g. a running baseline)."""
         return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027  (optional hook, empty by default)
         """Restore what `extra_state` returned."""
 
     def save(self, path: str | os.PathLike[str]) -> Path:

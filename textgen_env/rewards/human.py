@@ -8,6 +8,7 @@ a reward model or to run DPO.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -58,9 +59,8 @@ def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
         except OSError:
             return
         try:
-            os.fsync(directory)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                os.fsync(directory)
         finally:
             os.close(directory)
 

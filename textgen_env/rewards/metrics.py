@@ -6,6 +6,7 @@ completion) from a prompt source that has them, and the score is taken against a
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +49,9 @@ class _SacrebleuReward(Reward):
     def __init__(self) -> None:
         self._metric: Any = None  # built on the first call, so importing this module never imports sacrebleu
 
+    @abc.abstractmethod
     def _build(self, sacrebleu: Any) -> Any:
-        raise NotImplementedError
+        """The sacrebleu metric object this reward scores with."""
 
     def __call__(
         self,
