@@ -7,8 +7,8 @@ For one model (the tiny test model by default, ``--default-model`` for the embed
   the policy's per-env KV cache (``use_kv_cache=True``) and without it (a full forward over every sequence at each
   step); ``policy ms/step`` is the part spent in the policy's forward, the rest is SB3 and the env;
 * ``generate tok/s``: ``model.generate`` sampling the same number of tokens for the same batch (the baseline);
-* ``update s`` and ``update/collect``: one ``PPO.train()`` call (10 epochs, minibatches of 64 full sequences) on
-  the collected rollout, over the time it took to collect it with the cache.
+* ``update s`` and ``update/collect``: one ``PPO.train()`` call (``--n-epochs`` epochs, minibatches of 64 full
+  sequences) on the collected rollout, over the time it took to collect that rollout.
 
 Usage: ``python benchmarks/sb3_rollout.py [--num-envs 8] [--tokens 32] [--default-model]``
 """
@@ -27,7 +27,9 @@ from textgen_env.prompts import make_prompt_source
 from textgen_env.testing import tiny_model_and_tokenizer
 
 
-def sb3_collect(model, tokenizer, *, num_envs: int, tokens: int, use_kv_cache: bool, repeats: int) -> dict:
+def sb3_collect(
+    model, tokenizer, *, num_envs: int, tokens: int, use_kv_cache: bool, repeats: int, n_epochs: int
+) -> dict:
     """Best-of-`repeats` collection rate, its policy share, and the time of one PPO update."""
     env = make_sb3_env(
         num_envs,
@@ -45,6 +47,7 @@ def sb3_collect(model, tokenizer, *, num_envs: int, tokens: int, use_kv_cache: b
         env,
         n_steps=steps,
         batch_size=64,
+        n_epochs=max(n_epochs, 1),
         seed=0,
         policy_kwargs={"model": LMSource(model), "tokenizer": tokenizer, "use_kv_cache": use_kv_cache},
     )
@@ -69,8 +72,9 @@ def sb3_collect(model, tokenizer, *, num_envs: int, tokens: int, use_kv_cache: b
         if best is None or elapsed < best[0]:
             best = (elapsed, policy_time[0])
     start = time.perf_counter()
-    ppo.train()
-    update = time.perf_counter() - start
+    if n_epochs:
+        ppo.train()
+    update = time.perf_counter() - start if n_epochs else float("nan")
     elapsed, in_policy = best
     return {
         "rate": num_envs * steps / elapsed,
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per episode")
     parser.add_argument("--repeats", type=int, default=2, help="best of N for each rate")
+    parser.add_argument("--n-epochs", type=int, default=10, help="PPO epochs of the timed update (0 skips it)")
     parser.add_argument("--default-model", action="store_true", help="the embedded SmolLM2-135M instead of tiny")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -128,6 +133,7 @@ def main() -> None:
             tokens=args.tokens,
             use_kv_cache=use_kv_cache,
             repeats=args.repeats,
+            n_epochs=args.n_epochs,
         )
         ratio = r["update_s"] / r["collect_s"]
         print(f"{label:<22}{r['rate']:>15.0f}{r['policy_ms']:>16.2f}{r['update_s']:>10.2f}{ratio:>16.1f}")

@@ -114,8 +114,17 @@ def _resolve(name_or_path: str | os.PathLike[str] | None) -> str:
     return os.fspath(name_or_path)
 
 
-def _offline_default() -> bool:
+def _offline(local_files_only: bool | None) -> bool:
+    if local_files_only is not None:
+        return local_files_only
     return any(os.environ.get(var, "") not in ("", "0") for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _locate(kind: str, name_or_path: str | os.PathLike[str] | None, local_files_only: bool | None) -> tuple[str, bool]:
+    """The folder or hub name to load from and whether to stay offline (failing fast when it must)."""
+    resolved, offline = _resolve(name_or_path), _offline(local_files_only)
+    _check_available_offline(kind, resolved, offline)
+    return resolved, offline
 
 
 def _check_available_offline(kind: str, name: str, offline: bool) -> None:
@@ -158,9 +167,7 @@ def load_tokenizer(
     name_or_path: str | os.PathLike[str] | None = None, *, local_files_only: bool | None = None
 ) -> PreTrainedTokenizerBase:
     """Load the tokenizer of `name_or_path` (see `load_model`) with a pad token set."""
-    resolved = _resolve(name_or_path)
-    offline = _offline_default() if local_files_only is None else local_files_only
-    _check_available_offline("tokenizer", resolved, offline)
+    resolved, offline = _locate("tokenizer", name_or_path, local_files_only)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, local_files_only=offline)
     except (OSError, ValueError) as cause:
@@ -194,13 +201,12 @@ def load_model(
     """
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    offline = _offline_default() if local_files_only is None else local_files_only
+    offline = _offline(local_files_only)
     if isinstance(name_or_path, PreTrainedModel):
         model = name_or_path
         source = getattr(model.config, "_name_or_path", "") or None
     else:
-        source = _resolve(name_or_path)
-        _check_available_offline("model", source, offline)
+        source, offline = _locate("model", name_or_path, local_files_only)
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=dtype, local_files_only=offline, **from_pretrained_kwargs
@@ -249,9 +255,7 @@ def check_vocabulary_rows(rows: int, tokenizer: PreTrainedTokenizerBase) -> None
 
 def model_vocabulary_rows(name_or_path: str | os.PathLike[str] | None, *, local_files_only: bool | None = None) -> int:
     """Embedding rows of a model, read from its config alone (no weights loaded)."""
-    resolved = _resolve(name_or_path)
-    offline = _offline_default() if local_files_only is None else local_files_only
-    _check_available_offline("model", resolved, offline)
+    resolved, offline = _locate("model", name_or_path, local_files_only)
     try:
         config = AutoConfig.from_pretrained(resolved, local_files_only=offline)
     except (OSError, ValueError) as cause:
