@@ -15,6 +15,10 @@ Two ways to use SB3 on a TextGen env, with SB3's classes unmodified:
   ``DQN`` with ``"MlpPolicy"``; in vocab mode with ``mask_top_k``/``mask_top_p``, sb3-contrib's ``MaskablePPO``
   with ``"MultiInputPolicy"`` and `TokenBagExtractor` only ever picks allowed tokens.
 
+Rollout collection reuses a per-env KV cache (one cached token per step); each PPO update re-runs the full
+sequences of every minibatch, about ``3 * n_epochs * L`` times the collection's model FLOPs (`agents.sb3_policy`
+explains, ``benchmarks/sb3_rollout.py`` measures).
+
 ## KL penalty the SB3 way
 The env with ``kl_coef=beta`` adds ``beta * log pi_ref(a|s)`` to each step's reward; SB3's entropy bonus
 ``ent_coef=beta`` adds ``beta * H(pi(.|s))`` to the objective. For every state::

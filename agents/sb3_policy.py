@@ -7,10 +7,12 @@ last hidden state, so stock ``PPO``/``A2C`` update the LM's own weights::
     PPO(LMActorCriticPolicy, env, policy_kwargs={"model": model, "tokenizer": tokenizer})
 
 **Rollouts** (``forward`` and ``predict_values`` without grad, one observation per env) keep a `SlotKVCache` over the
-envs: an observation that extends the slot's previous one by exactly one token costs a single cached token forward;
-any other observation (a new episode) restarts that slot with a prefill of its whole text. The cache notices any
-in-place change of the weights (an optimizer step, ``load_state_dict``) and starts over, so it never serves stale
-keys. ``use_kv_cache=False`` runs the whole sequence at every step instead (the reference path; same log-probs).
+envs (`TokenStreamCache`): an observation that extends the slot's previous one by exactly one token costs a single
+cached token forward; any other observation (a new episode) restarts that slot with a prefill of its whole text.
+The cache notices any in-place change of the weights (an optimizer step, ``load_state_dict``) and starts over, so it
+never serves stale keys. ``predict`` (evaluation, generation loops) has its own cache, so evaluating between
+rollouts does not evict them. ``use_kv_cache=False`` runs the whole sequence at every call instead (the reference
+path; same log-probs).
 
 **Updates** (``evaluate_actions``) cannot reuse the cache: SB3's buffer holds single steps in shuffled minibatches,
 so each minibatch is one forward (and backward) over its full, left-padded sequences, trimmed to its longest text.
@@ -41,10 +43,10 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from agents.sampling import sample_tokens
-from textgen_env.kv import SlotKVCache
+from textgen_env.kv import SlotKVCache, SlotStep
 from textgen_env.models import check_vocabulary_rows, load_model
 
-__all__ = ["LMActorCriticPolicy", "LMSource", "TokenObservationExtractor", "check_token_spaces"]
+__all__ = ["LMActorCriticPolicy", "LMSource", "TokenObservationExtractor", "TokenStreamCache", "check_token_spaces"]
 
 _FLOAT32_EXACT_IDS = 2**24  # SB3 stores observations as float32, which holds integers exactly up to here
 
@@ -140,6 +142,44 @@ def check_token_spaces(observation_space: spaces.Space, action_space: spaces.Spa
         )
 
 
+class TokenStreamCache:
+    """A `SlotKVCache` that follows a batch of token observations, one slot per row (env).
+
+    Each call compares a row's unpadded tokens with what its slot holds: one new token at the end is appended with
+    a single cached forward; anything else (a new episode, another env) restarts the slot with a prefill. A new
+    batch size, device or weights version (`LMActorCriticPolicy._weights_version`) starts the whole cache over.
+    """
+
+    def __init__(self) -> None:
+        self.kv: SlotKVCache | None = None
+        self.held: list[np.ndarray | None] = []  # per slot, the unpadded tokens it holds
+        self.weights_version = -1
+
+    @torch.no_grad()
+    def step(self, lm: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, weights_version: int) -> SlotStep:
+        """Next-token logits and hidden states of every row of (B, L) `ids` / `mask`."""
+        slots = ids.shape[0]
+        device = next(lm.parameters()).device
+        if self.kv is None or self.kv.num_slots != slots or self.kv.device != device:
+            self.weights_version = -1
+        if weights_version != self.weights_version:
+            self.kv = SlotKVCache(lm, slots, output_hidden=True)
+            self.held = [None] * slots
+            self.weights_version = weights_version
+        ids_np, mask_np = ids.cpu().numpy(), mask.cpu().numpy().astype(bool)
+        tokens, restart = [], []
+        for slot in range(slots):
+            current = ids_np[slot][mask_np[slot]]  # the unpadded text
+            previous = self.held[slot]
+            extends = (
+                previous is not None and len(current) == len(previous) + 1 and np.array_equal(current[:-1], previous)
+            )
+            tokens.append(current[-1:].tolist() if extends else current.tolist())
+            restart.append(not extends)
+            self.held[slot] = current
+        return self.kv.advance(tokens, restart)
+
+
 class LMActorCriticPolicy(ActorCriticPolicy):
     """A causal LM as SB3's actor-critic: LM logits are the policy, a value head shares the trunk.
 
@@ -181,9 +221,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         self.vocab_size = len(tokenizer)
         self.use_kv_cache = use_kv_cache
         self._source = [source]  # a list: nn.Module refuses module attributes before its __init__
-        self._kv: SlotKVCache | None = None
-        self._fed: list[np.ndarray | None] = []  # per slot, the unpadded tokens the cache holds
-        self._kv_weights_version = -1
+        self.rollout_cache = TokenStreamCache()  # forward / predict_values during collect_rollouts
+        self.predict_cache = TokenStreamCache()  # predict(), kept apart so evaluation never evicts rollouts
         kwargs.setdefault("features_extractor_class", TokenObservationExtractor)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
@@ -240,39 +279,15 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     def _weights_version(self) -> int:
         return sum(p._version for p in self._parameter_list)  # bumped by every in-place update
 
-    @torch.no_grad()
-    def _cached_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same as `_full_forward`, one cached token per slot when its text grew by one token."""
-        slots = ids.shape[0]
-        version = self._weights_version()
-        if (
-            self._kv is None
-            or self._kv.num_slots != slots
-            or self._kv.device != self.device
-            or version != self._kv_weights_version
-        ):
-            self._kv = SlotKVCache(self.lm, slots, output_hidden=True)
-            self._fed = [None] * slots
-            self._kv_weights_version = version
-        ids_np, mask_np = ids.cpu().numpy(), mask.cpu().numpy().astype(bool)
-        tokens, restart = [], []
-        for slot in range(slots):
-            current = ids_np[slot][mask_np[slot]]  # the unpadded text
-            previous = self._fed[slot]
-            extends = (
-                previous is not None and len(current) == len(previous) + 1 and np.array_equal(current[:-1], previous)
-            )
-            tokens.append(current[-1:].tolist() if extends else current.tolist())
-            restart.append(not extends)
-            self._fed[slot] = current
-        out = self._kv.advance(tokens, restart)
-        return out.logits[:, : self.vocab_size], self.value_net(out.hidden)
-
-    def _logits_and_values(self, obs: PyTorchObs, *, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logits_and_values(
+        self, obs: PyTorchObs, cache: TokenStreamCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) logits and (B, 1) values: through `cache` when allowed (no grad), else one full forward."""
         ids, mask = self._tokens(obs)
-        if cached and self.use_kv_cache and not torch.is_grad_enabled():
-            return self._cached_forward(ids, mask)
-        return self._full_forward(ids, mask)
+        if cache is None or not self.use_kv_cache or torch.is_grad_enabled():
+            return self._full_forward(ids, mask)
+        out = cache.step(self.lm, ids, mask, self._weights_version())
+        return out.logits[:, : self.vocab_size], self.value_net(out.hidden)
 
     def _distribution(self, logits: torch.Tensor) -> CategoricalDistribution:
         return self.action_dist.proba_distribution(action_logits=logits)
@@ -283,7 +298,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions, values and log-probs for a batch of observations (KV-cached during rollouts)."""
-        logits, values = self._logits_and_values(obs, cached=True)
+        logits, values = self._logits_and_values(obs, self.rollout_cache)
         actions = self._choose(logits, deterministic)
         log_prob = self._distribution(logits).log_prob(actions)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob
@@ -292,17 +307,17 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Values, log-probs of `actions` and entropies: one forward (with grad) over the full sequences."""
-        logits, values = self._logits_and_values(obs, cached=False)
+        logits, values = self._logits_and_values(obs)
         distribution = self._distribution(logits)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
-        logits, _ = self._logits_and_values(obs, cached=False)
+        logits, _ = self._logits_and_values(obs)
         return self._distribution(logits)
 
     def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
-        return self._logits_and_values(obs, cached=True)[1]
+        return self._logits_and_values(obs, self.rollout_cache)[1]
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
-        logits, _ = self._logits_and_values(observation, cached=False)
+        logits, _ = self._logits_and_values(observation, self.predict_cache)  # generation loops reuse it too
         return self._choose(logits, deterministic)
