@@ -2,7 +2,8 @@
 
 The policy is the causal LM (its own next-token distribution over the vocabulary) with a value head on its last
 hidden state; PPO updates the LM's weights. The env adds ``kl_coef * log pi_ref(a|s)`` per token and PPO's entropy
-bonus uses the same coefficient, which together penalise the KL to the env's frozen model (see docs/sb3.md).
+bonus uses the same coefficient, which together penalise the KL to the env's frozen model (README, "KL penalty the
+SB3 way").
 Along the way `GenerationLoggingCallback` writes reward components and sample generations to TensorBoard, and the
 end shows ``save`` / ``PPO.load`` and the LM saved in Hugging Face format.
 
