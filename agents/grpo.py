@@ -79,6 +79,7 @@ class GRPO(Agent):
                     totals.setdefault(key, []).append(value)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         mean_tokens = float(np.mean([len(e.completion_ids) for e in rollout.episodes]))
-        stats["rollout/kl"] = stats.get("rollout/kl_per_token", 0.0) * mean_tokens
-        self.kl_controller.update(stats["rollout/kl"], n)
+        if "rollout/kl_per_token" in stats:  # measured only when the KL term is on
+            stats["rollout/kl"] = stats["rollout/kl_per_token"] * mean_tokens
+            self.kl_controller.update(stats["rollout/kl"], n)
         return stats

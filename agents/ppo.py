@@ -64,7 +64,8 @@ class PPO(Agent):
     def update(self, rollout: Rollout) -> dict[str, float]:
         config: PPOConfig = self.config  # type: ignore[assignment]
         n = len(rollout.episodes)
-        old = score_rollout(self, rollout, need_kl=self.kl_controller.value > 0 or config.kl_target is not None)
+        need_kl = self.kl_controller.value > 0 or config.kl_target is not None
+        old = score_rollout(self, rollout, need_kl=need_kl)
         mask = old["mask"]
         width = mask.shape[1]
         env_rewards = rollout.padded("rewards", range(n), width)
@@ -106,6 +107,7 @@ class PPO(Agent):
         kl_per_episode = float(masked_sum(old["kl"], mask).item() / n)
         self.kl_controller.update(kl_per_episode, n)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
-        stats["rollout/kl"] = kl_per_episode
+        if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            stats["rollout/kl"] = kl_per_episode
         stats["rollout/env_reward"] = float(env_rewards.sum().item() / n)
         return stats

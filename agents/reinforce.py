@@ -77,7 +77,9 @@ class REINFORCE(Agent):
         kl_per_episode = float(masked_sum(kl, mask).item() / n)
         self.kl_controller.update(kl_per_episode, n)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
-        stats.update({"rollout/kl": kl_per_episode, "train/baseline": self.baseline})
+        stats["train/baseline"] = self.baseline
+        if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            stats["rollout/kl"] = kl_per_episode
         return stats
 
     def extra_state(self) -> dict:
