@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-envs", type=int, default=8)
     train.add_argument("--max-new-tokens", type=int, default=20)
     train.add_argument("--eval-every", type=int, default=10, help="iterations between quick evaluations (0: off)")
-    train.add_argument("--checkpoint-every", type=int, default=5)
+    train.add_argument("--checkpoint-every", type=int, default=20, help="iterations between checkpoints")
     train.add_argument("--no-tensorboard", action="store_true")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--kl-coef", type=float, default=None)

@@ -4,7 +4,8 @@
   sampling, log-probs and values recorded, env bookkeeping and reward) over ``model.generate`` sampling the same
   number of tokens for the same prompts (same model, batch and length).
 * ``update / fwd+bwd``: one PPO update (its no-grad scoring pass for old log-probs, values and the exact KL, then
-  ``epochs`` clipped updates) per token, over ``epochs`` plain forward+backward passes of the same padded tokens.
+  ``epochs`` clipped updates with their AdamW steps) over ``epochs`` plain language-model training passes
+  (forward, cross-entropy, backward; no optimizer step) of the same padded tokens.
 * ``memory``: bytes of policy + value head + reference weights over one copy of the model, full fine-tuning and
   LoRA; optimizer state reported separately.
 
@@ -62,7 +63,8 @@ def _update_ratio(agent: PPO, rollout) -> float:
     for _ in range(agent.config.epochs):
         for rows in agent.minibatches(n):
             batch = rollout.batch(rows, agent.policy.tokenizer.pad_token_id, agent.policy.device)
-            loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float().mean()
+            labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)  # a plain LM training step
+            loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
             loss.backward()
             model.zero_grad(set_to_none=True)
     return update_time / (time.perf_counter() - start)

@@ -80,7 +80,7 @@ class SlotKVCache:
         """S, the number of cache columns (the longest live slot)."""
         return self._mask.shape[1]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def advance(self, tokens: Sequence[Sequence[int]], reset: Sequence[bool]) -> SlotStep:
         """Append tokens to every slot and return each slot's next-token outputs.
 
