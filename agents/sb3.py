@@ -57,11 +57,12 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from agents.sb3_callbacks import GenerationLoggingCallback
+from agents.sb3_callbacks import AdaptiveKLCallback, GenerationLoggingCallback
 from agents.sb3_policy import LMActorCriticPolicy, LMSource, TokenObservationExtractor, check_token_spaces
 from textgen_env import TextGenConfig, TextGenEnv, load_model, load_tokenizer
 
 __all__ = [
+    "AdaptiveKLCallback",
     "GenerationLoggingCallback",
     "LMActorCriticPolicy",
     "LMSource",

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-__all__ = ["GenerationLoggingCallback"]
+from agents.functional import AdaptiveKLController
+
+__all__ = ["AdaptiveKLCallback", "GenerationLoggingCallback"]
 
 _TEXT_EXCLUDE = ("stdout", "log", "csv")  # multi-line text breaks the console table and SB3's CSV rewriting
 
@@ -86,3 +88,65 @@ class GenerationLoggingCallback(BaseCallback):
             self.logger.record(f"{self.prefix}/samples", text, exclude=_TEXT_EXCLUDE)
             if self.verbose:
                 print(text.replace("**", ""))
+
+
+class AdaptiveKLCallback(BaseCallback):
+    """Adapt the env's ``kl_coef`` toward a target KL per episode (Ziegler et al. 2019), and SB3's ``ent_coef`` with it.
+
+    The KL of each finished episode is estimated from the rollout as the sum over its steps of Schulman's
+    non-negative, unbiased estimator ``exp(d) - d - 1`` with ``d = log pi_ref(a_t|s_t) - log pi(a_t|s_t)``: the
+    policy's log-prob from SB3's collection loop and the reference's from ``info["reference_logprob"]``. After each
+    rollout the mean episode KL updates an `AdaptiveKLController`; the new coefficient goes to every env
+    (``set_kl_coef``) and to the algorithm's ``ent_coef``, so that the pair keeps meaning "reward minus coefficient
+    times KL" (see the README's KL section).
+
+    Args:
+        target: the KL per episode to steer toward, in nats (> 0).
+        horizon: the controller's horizon in episodes.
+        verbose: SB3 verbosity.
+    """
+
+    def __init__(self, target: float, horizon: int = 10_000, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.target = target
+        self.horizon = horizon
+        self.controller: AdaptiveKLController | None = None
+        self._running: np.ndarray = np.zeros(0)
+        self._episode_kls: list[float] = []
+
+    def _on_training_start(self) -> None:
+        configs = self.training_env.get_attr("config")
+        if not all(config.kl_coef > 0 for config in configs):
+            raise ValueError(
+                "Expected envs built with kl_coef > 0 for AdaptiveKLCallback, got "
+                f"kl_coef={[config.kl_coef for config in configs]}"
+            )
+        self.controller = AdaptiveKLController(float(configs[0].kl_coef), self.target, self.horizon)
+        self._running = np.zeros(len(configs))
+        self._apply(self.controller.value)
+
+    def _on_rollout_start(self) -> None:
+        self._episode_kls = []
+
+    def _on_step(self) -> bool:
+        log_probs = self.locals["log_probs"].detach().cpu().numpy().reshape(-1)
+        for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+            log_ratio = info["reference_logprob"] - log_probs[i]
+            self._running[i] += np.expm1(log_ratio) - log_ratio  # k3 = exp(d) - d - 1 >= 0
+            if done:
+                self._episode_kls.append(float(self._running[i]))
+                self._running[i] = 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self._episode_kls or self.controller is None:
+            return
+        episode_kl = float(np.mean(self._episode_kls))
+        self.controller.update(episode_kl, len(self._episode_kls))
+        self._apply(self.controller.value)
+        self.logger.record("textgen/kl_episode", episode_kl)
+        self.logger.record("textgen/kl_coef", self.controller.value)
+
+    def _apply(self, value: float) -> None:
+        self.training_env.env_method("set_kl_coef", value)
+        self.model.ent_coef = value

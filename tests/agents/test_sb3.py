@@ -281,6 +281,34 @@ def test_callback_logs_reward_components_and_samples(sb3_env, tiny, tmp_path):
     assert "textgen/samples/text_summary" in events.Tags()["tensors"]
 
 
+def test_adaptive_kl_callback_moves_env_kl_coef_and_ent_coef_together(sb3_env, tiny, tmp_path):
+    from agents.sb3 import AdaptiveKLCallback
+
+    model, tokenizer = tiny
+    env = sb3_env(4, kl_coef=0.05)
+    ppo = lm_ppo(env, tokenizer, model, n_steps=8, learning_rate=5e-2)
+    ppo.set_logger(configure(str(tmp_path), ["json"]))
+    callback = AdaptiveKLCallback(target=1e-3, horizon=10)  # far below what training reaches: the coefficient rises
+    ppo.learn(4 * 8 * 3, callback=callback)
+    rows = [json.loads(line) for line in (tmp_path / "progress.json").read_text().splitlines()]
+    kls = [row["textgen/kl_episode"] for row in rows]
+    coefs = [row["textgen/kl_coef"] for row in rows]
+    assert kls[0] == pytest.approx(0.0, abs=1e-6) and coefs[0] < 0.05  # policy == reference: below target, it falls
+    assert all(kl > 1e-3 for kl in kls[1:]) and coefs[1] < coefs[2]  # above target: the coefficient rises
+    assert ppo.ent_coef == callback.controller.value == coefs[-1]
+    assert {config.kl_coef for config in env.get_attr("config")} == {0.05}  # the constructor setting is unchanged
+    assert {round(batch.kl_coef, 9) for batch in env.get_attr("batch")} == {round(callback.controller.value, 9)}
+
+
+def test_adaptive_kl_callback_needs_an_env_with_kl(sb3_env, tiny):
+    from agents.sb3 import AdaptiveKLCallback
+
+    model, tokenizer = tiny
+    ppo = lm_ppo(sb3_env(2), tokenizer, model, n_steps=4)
+    with pytest.raises(ValueError, match=r"Expected envs built with kl_coef > 0 for AdaptiveKLCallback"):
+        ppo.learn(8, callback=AdaptiveKLCallback(target=1.0))
+
+
 # ------------------------------------------------------------------ classic agents and MaskablePPO
 class RankReward(gym.Wrapper):
     """Reward 1 for choosing candidate rank `target`: a task whose right choice is obvious in every state."""
