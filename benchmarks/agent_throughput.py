@@ -18,6 +18,7 @@ import argparse
 import time
 
 import torch
+from generate_baseline import generate_rate
 
 from agents import PPO
 from textgen_env import TextGenVectorEnv, load_model
@@ -35,15 +36,6 @@ def _env(model, tokenizer, batch: int, tokens: int) -> TextGenVectorEnv:
         stop_on_eos=False,
         prompts="movie_reviews:eval",
     )
-
-
-@torch.no_grad()
-def _generate_rate(model, tokenizer, prompts: list[str], tokens: int) -> float:
-    tokenizer.padding_side = "left"
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
-    start = time.perf_counter()
-    model.generate(**inputs, do_sample=True, top_k=0, top_p=1.0, max_new_tokens=tokens, min_new_tokens=tokens)
-    return len(prompts) * tokens / (time.perf_counter() - start)
 
 
 def _rollout_rate(agent: PPO, batch: int) -> tuple[float, object]:
@@ -109,8 +101,7 @@ def main() -> None:
             _rollout_rate(agent, batch)  # warm-up
             rate, rollout = max((_rollout_rate(agent, batch) for _ in range(2)), key=lambda r: r[0])
             batch_prompts = (prompts * (batch // len(prompts) + 1))[:batch]
-            _generate_rate(model, tokenizer, batch_prompts[:1], 2)
-            generate = max(_generate_rate(model, tokenizer, batch_prompts, args.tokens) for _ in range(2))
+            generate = generate_rate(model, tokenizer, batch_prompts, args.tokens)
             ratio = _update_ratio(agent, rollout)
             print(f"{name:<14}{batch:>4}{generate:>16.0f}{rate:>15.0f}{rate / generate:>8.2f}{ratio:>18.2f}")
     print(f"\n{'model':<14}{'mode':<16}{'weights / one copy':>20}{'optimizer state / one copy':>28}")

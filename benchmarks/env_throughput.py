@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+from generate_baseline import generate_rate
 
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
@@ -62,23 +63,6 @@ def env_rollout(model, tokenizer, batch: int, tokens: int) -> tuple[float, float
 
 
 @torch.no_grad()
-def generate_rate(model, tokenizer, prompts: list[str], tokens: int) -> float:
-    tokenizer.padding_side = "left"
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
-    start = time.perf_counter()
-    model.generate(
-        **inputs,
-        do_sample=True,
-        top_k=0,
-        top_p=1.0,
-        max_new_tokens=tokens,
-        min_new_tokens=tokens,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return len(prompts) * tokens / (time.perf_counter() - start)
-
-
-@torch.no_grad()
 def model_step_ratio(model, tokenizer, batch: int, tokens: int) -> float:
     """Median env step time in top_k + hidden mode over the median bare cached forward time."""
     env = _env(model, tokenizer, batch, tokens, action_mode="top_k", top_k=4, observation_mode="hidden")
@@ -117,8 +101,7 @@ def main() -> None:
     for name, (model, tokenizer) in models.items():
         for batch in args.batches:
             batch_prompts = (prompts * (batch // len(prompts) + 1))[:batch]
-            generate_rate(model, tokenizer, batch_prompts[:1], 4)  # warm-up
-            gen = max(generate_rate(model, tokenizer, batch_prompts, args.tokens) for _ in range(args.repeats))
+            gen = generate_rate(model, tokenizer, batch_prompts, args.tokens, args.repeats)
             runs = [env_rollout(model, tokenizer, batch, args.tokens) for _ in range(args.repeats)]
             env_rate = max(r[0] for r in runs)
             overhead = min(r[1] for r in runs)

@@ -19,6 +19,7 @@ import argparse
 import time
 
 import torch
+from generate_baseline import generate_rate
 from stable_baselines3 import PPO
 
 from agents.sb3 import LMActorCriticPolicy, LMSource, make_sb3_env
@@ -82,26 +83,6 @@ def sb3_collect(
         "collect_s": elapsed,
         "update_s": update,
     }
-
-
-@torch.no_grad()
-def generate_rate(model, tokenizer, prompts: list[str], tokens: int, repeats: int) -> float:
-    tokenizer.padding_side = "left"
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
-    best = float("inf")
-    for _ in range(repeats + 1):  # the first call warms up
-        start = time.perf_counter()
-        model.generate(
-            **inputs,
-            do_sample=True,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=tokens,
-            min_new_tokens=tokens,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        best = min(best, time.perf_counter() - start)
-    return len(prompts) * tokens / best
 
 
 def main() -> None:
