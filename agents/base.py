@@ -146,7 +146,7 @@ class Agent(abc.ABC):
             self.policy.trainable_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
         self.kl_controller: AdaptiveKLController | FixedKLController = (
-            AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon)
+            AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon, config.kl_coef_min)
             if config.kl_target is not None and config.kl_coef > 0
             else FixedKLController(config.kl_coef)
         )

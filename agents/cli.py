@@ -26,8 +26,11 @@ def _agent_options(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "temperature": args.temperature,
     }
-    defaults = {"kl_target": 4.0, "kl_horizon": 200}  # the main job's KL control unless overridden
-    return {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    from agents.training import MAIN_JOB_KL
+
+    chosen = {**MAIN_JOB_KL, **{k: v for k, v in options.items() if v is not None}}
+    chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor too
+    return chosen
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ class AgentConfig:
     """None keeps kl_coef fixed; a number adapts it toward this KL per episode (nats), as in Ziegler et al. 2019."""
     kl_horizon: int = 10_000
     """Horizon (in episodes) of the adaptive KL controller."""
+    kl_coef_min: float = 0.0
+    """Floor of the adaptive KL coefficient (it otherwise shrinks while the policy is still near the reference)."""
     temperature: float = 1.0
     """Sampling temperature during rollouts (> 0)."""
     lora_rank: int = 0
@@ -67,6 +69,7 @@ class AgentConfig:
         if self.kl_target is not None:
             _positive("kl_target", self.kl_target)
         _positive("kl_horizon", self.kl_horizon, integer=True)
+        _positive("kl_coef_min", self.kl_coef_min, allow_zero=True)
         _positive("temperature", self.temperature)
         _positive("lora_rank", self.lora_rank, integer=True, allow_zero=True)
         _positive("weight_decay", self.weight_decay, allow_zero=True)

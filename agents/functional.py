@@ -361,12 +361,16 @@ class AdaptiveKLController(_KLControllerState):
     """KL the controller steers towards (> 0), in the same units as ``current_kl``."""
     horizon: float
     """Steps over which a full proportional correction applies (> 0); Ziegler et al. use 10000."""
+    min_kl_coef: float = 0.0
+    """Floor of the coefficient (>= 0): early on, when the policy is still close to the reference, the plain
+    controller shrinks the coefficient, and then reacts too slowly once the KL grows."""
     value: float = field(init=False)
     """Current coefficient."""
 
     def __post_init__(self) -> None:
         for name in ("init_kl_coef", "target", "horizon"):
             _check_number(name, getattr(self, name), 0.0)
+        _check_number("min_kl_coef", self.min_kl_coef, 0.0, low_inclusive=True)
         self.value = float(self.init_kl_coef)
 
     def update(self, current_kl: float, n_steps: int) -> None:
@@ -376,7 +380,7 @@ class AdaptiveKLController(_KLControllerState):
             raise ValueError(f"Expected current_kl to be finite, got {current_kl}")
         _check_number("n_steps", n_steps, 0.0, low_inclusive=True)
         error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value *= 1.0 + error * n_steps / self.horizon
+        self.value = max(self.value * (1.0 + error * n_steps / self.horizon), self.min_kl_coef)
 
 
 @dataclass

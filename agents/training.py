@@ -23,7 +23,10 @@ from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
 
-__all__ = ["TrainSettings", "run_training"]
+__all__ = ["MAIN_JOB_KL", "TrainSettings", "run_training"]
+
+MAIN_JOB_KL = {"kl_coef": 0.1, "kl_coef_min": 0.1, "kl_target": 3.0, "kl_horizon": 40}
+"""KL control of the main job: at a fixed 0.04-0.05 the KL of SmolLM2 on sentiment passed 10 nats in 40 iterations."""
 
 
 @dataclass
@@ -61,9 +64,9 @@ class TrainSettings:
     three model sizes (1.6 GB for SmolLM2-135M), so frequent ones cost real time."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
-    agent_options: dict[str, Any] = field(default_factory=lambda: {"kl_target": 4.0, "kl_horizon": 200})
+    agent_options: dict[str, Any] = field(default_factory=lambda: dict(MAIN_JOB_KL))
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default the KL
-    coefficient adapts toward 4 nats per completion."""
+    coefficient starts at 0.1 and rises (never falls below 0.1) when the KL exceeds 3 nats per completion."""
 
 
 def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
