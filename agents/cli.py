@@ -26,9 +26,9 @@ def _agent_options(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "temperature": args.temperature,
     }
-    from agents.training import MAIN_JOB_KL
+    from agents.training import MAIN_JOB_OPTIONS
 
-    chosen = {**MAIN_JOB_KL, **{k: v for k, v in options.items() if v is not None}}
+    chosen = {**MAIN_JOB_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
     chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor too
     return chosen
 

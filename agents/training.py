@@ -23,10 +23,12 @@ from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
 
-__all__ = ["MAIN_JOB_KL", "TrainSettings", "run_training"]
+__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "run_training"]
 
-MAIN_JOB_KL = {"kl_coef": 0.1, "kl_coef_min": 0.1, "kl_target": 3.0, "kl_horizon": 40}
-"""KL control of the main job: at a fixed 0.04-0.05 the KL of SmolLM2 on sentiment passed 10 nats in 40 iterations."""
+MAIN_JOB_OPTIONS = {"kl_coef": 0.1, "kl_coef_min": 0.1, "kl_target": 3.0, "kl_horizon": 40, "learning_rate": 1.3e-5}
+"""Agent options of the main job. Measured on SmolLM2 + sentiment, 40 iterations: lr 2e-5 with a KL coefficient
+near 0.04 reached +0.65 sentiment but 10.8 nats; raising the coefficient (even to 1.9) did not stop the drift, a
+lower learning rate does."""
 
 
 @dataclass
@@ -64,9 +66,9 @@ class TrainSettings:
     three model sizes (1.6 GB for SmolLM2-135M), so frequent ones cost real time."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
-    agent_options: dict[str, Any] = field(default_factory=lambda: dict(MAIN_JOB_KL))
-    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default the KL
-    coefficient starts at 0.1 and rises (never falls below 0.1) when the KL exceeds 3 nats per completion."""
+    agent_options: dict[str, Any] = field(default_factory=lambda: dict(MAIN_JOB_OPTIONS))
+    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default lr 1.3e-5 and a
+    KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL exceeds 3 nats per completion."""
 
 
 def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
