@@ -25,7 +25,7 @@ from transformers import PreTrainedModel
 
 from agents.config import AgentConfig
 from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
-from agents.policy import EpisodeBatch, LMPolicy
+from agents.policy import EpisodeTensors, LMPolicy
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 
@@ -62,9 +62,9 @@ class Rollout:
 
     episodes: list[Episode]
 
-    def batch(self, indices: list[int] | np.ndarray, pad_token_id: int, device: torch.device) -> EpisodeBatch:
+    def batch(self, indices: list[int] | np.ndarray, pad_token_id: int, device: torch.device) -> EpisodeTensors:
         chosen = [self.episodes[i] for i in indices]
-        return EpisodeBatch.from_token_lists(
+        return EpisodeTensors.from_token_lists(
             [e.prompt_ids for e in chosen], [e.completion_ids for e in chosen], pad_token_id, device
         )
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from agents.functional import exact_kl_from_logits, masked_sum
-from agents.policy import EpisodeBatch, LMPolicy
+from agents.policy import EpisodeTensors, LMPolicy
 from agents.sampling import sample_tokens
 from textgen_env import TextGenVectorEnv
 from textgen_env.prompts import make_prompt_source
@@ -98,7 +98,7 @@ def evaluate(
     kls = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        batch = EpisodeBatch.from_token_lists(
+        batch = EpisodeTensors.from_token_lists(
             [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id, policy.device
         )
         with torch.no_grad():

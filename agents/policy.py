@@ -19,11 +19,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from textgen_env.kv import SlotKVCache
 
-__all__ = ["EpisodeBatch", "LMPolicy", "PolicyOutput"]
+__all__ = ["EpisodeTensors", "LMPolicy", "PolicyOutput"]
 
 
 @dataclass
-class EpisodeBatch:
+class EpisodeTensors:
     """Padded tensors of B episodes: prompt (left-padded) then completion (right-padded) in one row."""
 
     input_ids: torch.Tensor
@@ -43,7 +43,7 @@ class EpisodeBatch:
     @classmethod
     def from_token_lists(
         cls, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_token_id: int, device=None
-    ) -> EpisodeBatch:
+    ) -> EpisodeTensors:
         """Lay out prompts and completions (lists of token ids) as one padded batch."""
         width_p = max(len(p) for p in prompts)
         width_t = max(max(len(c) for c in completions), 1)
@@ -143,7 +143,7 @@ class LMPolicy(nn.Module):
         return out.logits[:, : self.vocab_size], values
 
     # -------------------------------------------------------------------------------------------------- updates
-    def score(self, batch: EpisodeBatch, *, model: PreTrainedModel | None = None) -> PolicyOutput:
+    def score(self, batch: EpisodeTensors, *, model: PreTrainedModel | None = None) -> PolicyOutput:
         """One forward over whole episodes: logits at the completion positions and the values of their states."""
         model = model or self.model
         width_t = batch.input_ids.shape[1] - batch.prompt_length
@@ -165,7 +165,7 @@ class LMPolicy(nn.Module):
         return PolicyOutput(logits=logits, values=values)
 
     @torch.no_grad()
-    def reference_logits(self, batch: EpisodeBatch) -> torch.Tensor:
+    def reference_logits(self, batch: EpisodeTensors) -> torch.Tensor:
         """(B, T, V) logits of the frozen reference at the completion positions."""
         if self.lora_rank > 0:
             with self.model.disable_adapter():
