@@ -127,7 +127,7 @@ class Agent(abc.ABC):
                 f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
             )
         if reference is None and config.lora_rank == 0:
-            env_model = self.env.batch._model  # the env's frozen model is the natural reference: no extra copy
+            env_model = self.env.batch.loaded_model  # the env's frozen model is the natural reference: no extra copy
             if env_model is not None and env_model is not model:
                 reference = env_model
             else:  # taken now, before any update or checkpoint load, so it stays the initial policy

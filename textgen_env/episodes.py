@@ -138,6 +138,11 @@ class EpisodeBatch:
             self._model.to(self.config.device)
 
     @property
+    def loaded_model(self) -> PreTrainedModel | None:
+        """The env's model if it is already in memory (given as an instance or needed by the mode), else None."""
+        return self._model
+
+    @property
     def hidden_size(self) -> int:
         """Width of the hidden observation."""
         return int(self.model.config.get_text_config().hidden_size)
