@@ -114,3 +114,10 @@ def test_reward_returning_garbage_names_the_reward_and_prompt(make_env, value, e
     env.reset(seed=0)
     with pytest.raises(error, match=match):
         env.step(5)
+
+
+def test_episode_longer_than_the_model_accepts(make_env):
+    with pytest.raises(
+        ValueError, match=r"Expected max_prompt_tokens \+ max_new_tokens <= the model's 16 positions, got 22"
+    ):
+        make_env(model=tiny_model(n_positions=16))

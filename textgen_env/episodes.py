@@ -61,7 +61,7 @@ class EpisodeBatch:
         self.num_slots = num_slots
         self._model: PreTrainedModel | None = None
         if isinstance(config.model, PreTrainedModel):
-            self._model = config.model
+            self._model = self._checked(config.model)
             source = config.tokenizer or getattr(config.model.config, "_name_or_path", None)
             if isinstance(source, PreTrainedTokenizerBase):
                 self.tokenizer = prepare_tokenizer(source)
@@ -116,26 +116,21 @@ class EpisodeBatch:
     def model(self) -> PreTrainedModel:
         """The env's model, loaded on first use (token-only modes never need it)."""
         if self._model is None:
-            self._model, _ = load_model(
-                self.config.model,
-                tokenizer=self.tokenizer,
-                device=self.config.device,
-                dtype=self.config.dtype,
+            model, _ = load_model(
+                self.config.model, tokenizer=self.tokenizer, device=self.config.device, dtype=self.config.dtype
             )
-        if not getattr(self, "_model_checked", False):
-            self._check_model(self._model)
+            self._model = self._checked(model)
         return self._model
 
-    def _check_model(self, model: PreTrainedModel) -> None:
-        self._model_checked = True
+    def _checked(self, model: PreTrainedModel) -> PreTrainedModel:
+        """`model` after checking that it fits the env's sequence length, on the env's device when the env uses it."""
         limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
         if limit is not None and limit < self.config.sequence_length:
             raise ValueError(
                 f"Expected max_prompt_tokens + max_new_tokens <= the model's {limit} positions, got "
                 f"{self.config.sequence_length}"
             )
-        if self._model is not None and self.config.needs_model:
-            self._model.to(self.config.device)
+        return model.to(self.config.device) if self.config.needs_model else model
 
     @property
     def loaded_model(self) -> PreTrainedModel | None:
