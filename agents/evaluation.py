@@ -26,6 +26,14 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def _hits_stop_string(tokenizer, completion: list[int], stop_strings: tuple[str, ...]) -> bool:
+    """Whether the decoded completion contains a stop string (decoding only when there are stop strings)."""
+    if not stop_strings:
+        return False
+    text = tokenizer.decode(completion, skip_special_tokens=True)
+    return any(s in text for s in stop_strings)
+
+
 @torch.no_grad()
 def generate_completions(
     policy: LMPolicy,
@@ -50,11 +58,10 @@ def generate_completions(
             actions = sample_tokens(logits, temperature=temperature, generator=generator).tolist()
             for i in np.flatnonzero(~done):
                 completions[i].append(actions[i])
-                text = policy.tokenizer.decode(completions[i], skip_special_tokens=True)
                 done[i] = (
                     len(completions[i]) >= config.max_new_tokens
                     or (config.stop_on_eos and actions[i] == policy.tokenizer.eos_token_id)
-                    or any(s in text for s in config.stop_strings)
+                    or _hits_stop_string(policy.tokenizer, completions[i], config.stop_strings)
                 )
             tokens, restart = [[a] for a in actions], [False] * len(chunk)
         results.extend(zip(chunk, completions))
