@@ -200,7 +200,7 @@ class Agent(abc.ABC):
             logits, values = self.policy.rollout_step(cache, tokens, restart)
             actions = self.sample_actions(logits, temperature)
             logprobs = selective_log_softmax(logits / temperature, actions)
-            obs, rewards, terminated, truncated, infos = env.step(actions.numpy())
+            obs, rewards, terminated, truncated, infos = env.step_unfinished(actions.numpy())
             for i in np.flatnonzero(active):
                 record = records[i]
                 record["actions"].append(int(actions[i]))

@@ -26,38 +26,55 @@ def _agent_options(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "temperature": args.temperature,
     }
-    from agents.training import MAIN_JOB_OPTIONS
+    from agents.training import main_job_options
 
-    chosen = {**MAIN_JOB_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
-    chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor too
+    chosen = {**main_job_options(args.agent), **{k: v for k, v in options.items() if v is not None}}
+    if "kl_coef_min" in chosen:  # a lower --kl-coef lowers the floor too
+        chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])
     return chosen
+
+
+_SETTINGS_FLAGS = (
+    "agent",
+    "reward",
+    "model",
+    "prompts",
+    "eval_prompts",
+    "steps",
+    "max_minutes",
+    "seed",
+    "output",
+    "num_envs",
+    "max_new_tokens",
+    "eval_samples_per_prompt",
+    "eval_every",
+    "checkpoint_every",
+)
+"""`TrainSettings` fields that are plain ``--flags`` of ``train``: their defaults and help come from the dataclass."""
 
 
 def _train(args: argparse.Namespace) -> int:
     from agents.training import TrainSettings, run_training
 
     settings = TrainSettings(
-        agent=args.agent,
-        reward=args.reward,
-        model=args.model,
-        prompts=args.prompts,
-        eval_prompts=args.eval_prompts,
-        steps=args.steps,
-        max_minutes=args.max_minutes,
-        seed=args.seed,
-        output=args.output,
+        **{name: getattr(args, name) for name in _SETTINGS_FLAGS},
         resume=args.resume,
-        num_envs=args.num_envs,
-        max_new_tokens=args.max_new_tokens,
-        eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
         tensorboard=not args.no_tensorboard,
         agent_options=_agent_options(args),
     )
     report = run_training(settings)
-    keys = ("eval_reward_before", "eval_reward_after", "eval_kl", "eval_distinct2_before", "eval_distinct2_after")
-    print("\n".join(f"{key}: {report[key]:.4f}" for key in keys))
-    print(f"wall_seconds: {report['wall_seconds']:.0f}  (report, samples, curves.png and model/ in {args.output})")
+    n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
+    print(f"held-out evaluation ({n}):")
+    print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
+    print(f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}")
+    print(f"  paired gain     {report['eval_gain']:+.4f} ± {report['eval_gain_se']:.4f}")
+    print(f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}")
+    print(f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}")
+    print(f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}")
+    print(
+        f"trained {report['timesteps']} tokens in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
+        f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"
+    )
     return 0
 
 
@@ -89,9 +106,10 @@ def _eval(args: argparse.Namespace) -> int:
     from agents.evaluation import evaluate
 
     policy, env = _policy_and_env(args, args.reward)
-    result = evaluate(policy, env, args.prompts, temperature=args.temperature, seed=args.seed)
-    summary = {"reward_mean": result.reward_mean, "kl_mean": result.kl_mean, "distinct2": result.distinct2}
-    print(json.dumps(summary, indent=2))
+    result = evaluate(
+        policy, env, args.prompts, samples_per_prompt=args.samples, temperature=args.temperature, seed=args.seed
+    )
+    print(json.dumps(result.summary(), indent=2))
     return 0
 
 
@@ -101,26 +119,32 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per field of `_SETTINGS_FLAGS`, typed, defaulted and documented by `TrainSettings`."""
+    from dataclasses import MISSING, fields
+
+    from agents.training import TrainSettings, setting_docs
+
+    docs = setting_docs()
+    for f in fields(TrainSettings):
+        if f.name not in _SETTINGS_FLAGS:
+            continue
+        default = f.default if f.default is not MISSING else None
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        if f.name == "max_minutes":
+            kind = float
+        help_text = docs.get(f.name, "").replace("%", "%%")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgen-env`` command."""
     parser = argparse.ArgumentParser(prog="textgen-env", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
-    train.add_argument("--agent", default="ppo", help="ppo | reinforce | grpo | dqn")
-    train.add_argument("--reward", default="sentiment", help="registered reward name")
-    train.add_argument("--model", default=None, help=_MODEL_HELP)
-    train.add_argument("--prompts", default="movie_reviews", help="training prompts: built-in set or file")
-    train.add_argument("--eval-prompts", default="movie_reviews:eval", help="held-out prompts")
-    train.add_argument("--steps", type=int, default=30_000, help="budget in generated tokens")
-    train.add_argument("--max-minutes", type=float, default=8.0, help="wall-clock budget of the training loop")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--output", default="runs/latest", help="output folder")
+    _add_settings_flags(train)
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint")
-    train.add_argument("--num-envs", type=int, default=8)
-    train.add_argument("--max-new-tokens", type=int, default=20)
-    train.add_argument("--eval-every", type=int, default=10, help="iterations between quick evaluations (0: off)")
-    train.add_argument("--checkpoint-every", type=int, default=20, help="iterations between checkpoints")
     train.add_argument("--no-tensorboard", action="store_true")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--kl-coef", type=float, default=None)
@@ -148,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--num", type=int, default=3, help="completions to sample")
         else:
             sub.add_argument("--reward", default="sentiment")
+            sub.add_argument("--samples", type=int, default=8, help="completions per prompt (shared seeds)")
             sub.add_argument("--prompts", default="movie_reviews:eval")
 
     demo = commands.add_parser("demo", help="generate through the env loop with the untrained model, print rewards")

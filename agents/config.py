@@ -179,10 +179,18 @@ class DQNConfig(AgentConfig):
     double_q: bool = True
     """Pick the next action with the online network, value it with the target network."""
     kl_coef: float = 0.0
-    """Initial coefficient of the per-token KL penalty to the reference model (0 disables it)."""
+    """Must stay 0: DQN's Q-targets have no KL term (for one, build the env with ``kl_coef > 0``: its reward then
+    carries ``kl_coef * log ref(a_t|s_t)``, and DQN's Boltzmann exploration is not an entropy bonus, so that is a
+    likelihood bonus under the reference rather than a KL penalty)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.kl_coef != 0 or self.kl_target is not None:
+            raise ValueError(
+                "Expected kl_coef=0 and kl_target=None for DQN (its update has no KL penalty; the env's kl_coef adds "
+                f"log-likelihood under the reference to the reward), got kl_coef={self.kl_coef!r}, "
+                f"kl_target={self.kl_target!r}"
+            )
         _positive("buffer_episodes", self.buffer_episodes, integer=True)
         _positive("learning_starts", self.learning_starts, integer=True, allow_zero=True)
         _positive("gradient_steps", self.gradient_steps, integer=True)

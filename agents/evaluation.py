@@ -1,4 +1,10 @@
-"""Evaluation of a trained policy on held-out prompts: mean reward, exact KL to the reference, distinct bigrams."""
+"""Evaluation of a policy on held-out prompts, with error bars: reward, exact KL to the reference, diversity, length.
+
+`evaluate` samples ``samples_per_prompt`` completions of every held-out prompt. The random numbers depend only on
+``seed``, the batch index and the position in the batch, so two evaluations with the same seed (before and after
+training) draw the same uniforms for the same (prompt, sample): `paired_gain` then compares them pair by pair, and
+every standard error treats a prompt (the mean of its completions) as one independent sample.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ import torch
 from agents.functional import exact_kl_from_logits, masked_sum
 from agents.policy import EpisodeTensors, LMPolicy
 from agents.sampling import sample_tokens
+from agents.statistics import MeanWithError, mean_with_error, paired_difference
 from textgen_env import TextGenVectorEnv
 from textgen_env.prompts import make_prompt_source
 
-__all__ = ["EvalResult", "distinct_n", "evaluate", "generate_completions"]
+__all__ = ["EvalResult", "distinct_n", "evaluate", "generate_completions", "paired_gain"]
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -34,6 +41,12 @@ def _hits_stop_string(tokenizer, completion: list[int], stop_strings: tuple[str,
     return any(s in text for s in stop_strings)
 
 
+def _batch_generator(seed: int, batch_index: int) -> torch.Generator:
+    """The generator of one batch: a function of (seed, batch index) only, whatever ran before."""
+    state = np.random.SeedSequence([seed, batch_index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 @torch.no_grad()
 def generate_completions(
     policy: LMPolicy,
@@ -42,12 +55,19 @@ def generate_completions(
     *,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    seed: int | None = None,
     batch_size: int = 16,
 ) -> list[tuple[list[int], list[int]]]:
-    """Sample one completion per prompt with the env's stopping rules; returns (prompt_ids, completion_ids)."""
+    """Sample one completion per prompt with the env's stopping rules; returns (prompt_ids, completion_ids).
+
+    With `seed`, each batch draws from its own generator seeded by (seed, batch index), so the draws of a batch do
+    not depend on how long earlier batches ran (this is what pairs a before and an after evaluation). Otherwise
+    `generator` (or torch's global one) is used throughout.
+    """
     config, batch_env = env.config, env.batch
     results = []
-    for start in range(0, len(prompts), batch_size):
+    for batch_index, start in enumerate(range(0, len(prompts), batch_size)):
+        rng = _batch_generator(seed, batch_index) if seed is not None else generator
         chunk = [batch_env.prompt_token_ids(p) for p in prompts[start : start + batch_size]]
         cache = policy.rollout_cache(len(chunk))
         completions: list[list[int]] = [[] for _ in chunk]
@@ -55,7 +75,7 @@ def generate_completions(
         tokens, restart = [list(p) for p in chunk], [True] * len(chunk)
         while not done.all():
             logits, _ = policy.rollout_step(cache, tokens, restart)
-            actions = sample_tokens(logits, temperature=temperature, generator=generator).tolist()
+            actions = sample_tokens(logits, temperature=temperature, generator=rng).tolist()
             for i in np.flatnonzero(~done):
                 completions[i].append(actions[i])
                 done[i] = (
@@ -70,16 +90,86 @@ def generate_completions(
 
 @dataclass
 class EvalResult:
-    """Held-out evaluation of a policy."""
+    """Held-out evaluation of a policy: per-completion values and their summaries with standard errors."""
 
-    reward_mean: float
-    """Mean reward of the completions (the env's reward, scored on finished completions)."""
-    kl_mean: float
-    """Mean over completions of the summed exact per-token KL(policy || reference), in nats."""
+    reward: MeanWithError
+    """Mean reward of the completions (the env's reward on finished completions), SE over prompts."""
+    kl: MeanWithError
+    """Mean over completions of the summed exact per-token KL(policy || reference), in nats, SE over prompts."""
+    length: MeanWithError
+    """Mean completion length in tokens, SE over prompts."""
     distinct2: float
-    """Distinct bigrams over all completions."""
+    """Distinct word bigrams over all completions."""
+    num_prompts: int
+    """Held-out prompts evaluated."""
+    samples_per_prompt: int
+    """Completions sampled per prompt."""
+    seed: int
+    """Seed of the sampling (equal seeds pair two evaluations)."""
+    prompt_index: list[int] = field(default_factory=list)
+    """Per completion, the index of its prompt."""
+    rewards: list[float] = field(default_factory=list)
+    """Per completion, its reward."""
+    kls: list[float] = field(default_factory=list)
+    """Per completion, its summed exact KL (nats)."""
+    lengths: list[int] = field(default_factory=list)
+    """Per completion, its length in tokens."""
     samples: list[dict[str, object]] = field(default_factory=list)
-    """Prompt, completion and reward of each eval episode."""
+    """Prompt, completion and reward of each completion."""
+
+    @property
+    def reward_mean(self) -> float:
+        return self.reward.mean
+
+    @property
+    def kl_mean(self) -> float:
+        return self.kl.mean
+
+    def to_dict(self) -> dict[str, object]:
+        """Everything, JSON-ready (`from_dict` restores it)."""
+        return {
+            **self.summary(),
+            "prompt_index": self.prompt_index,
+            "rewards": self.rewards,
+            "kls": self.kls,
+            "lengths": self.lengths,
+            "samples": self.samples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> EvalResult:
+        """The result `to_dict` described."""
+        groups = data["prompt_index"]
+        return cls(
+            reward=mean_with_error(data["rewards"], groups),
+            kl=mean_with_error(data["kls"], groups),
+            length=mean_with_error(data["lengths"], groups),
+            distinct2=float(data["distinct2"]),
+            num_prompts=int(data["num_prompts"]),
+            samples_per_prompt=int(data["samples_per_prompt"]),
+            seed=int(data["seed"]),
+            prompt_index=list(groups),
+            rewards=list(data["rewards"]),
+            kls=list(data["kls"]),
+            lengths=list(data["lengths"]),
+            samples=list(data["samples"]),
+        )
+
+    def summary(self) -> dict[str, float | int]:
+        """The scalars, for reports and JSON."""
+        return {
+            "reward": self.reward.mean,
+            "reward_se": self.reward.se,
+            "kl": self.kl.mean,
+            "kl_se": self.kl.se,
+            "length": self.length.mean,
+            "length_se": self.length.se,
+            "distinct2": self.distinct2,
+            "num_prompts": self.num_prompts,
+            "samples_per_prompt": self.samples_per_prompt,
+            "completions": len(self.rewards),
+            "seed": self.seed,
+        }
 
 
 def evaluate(
@@ -87,29 +177,74 @@ def evaluate(
     env: TextGenVectorEnv,
     prompts: str | list[str] = "movie_reviews:eval",
     *,
+    samples_per_prompt: int = 8,
     temperature: float = 1.0,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = 32,
 ) -> EvalResult:
-    """Generate one completion per held-out prompt and score reward, KL and diversity."""
+    """Sample `samples_per_prompt` completions of each held-out prompt; score reward, exact KL, length, diversity.
+
+    The KL is that of the sampling policy (logits / temperature) to the reference at the same temperature.
+    """
+    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
+        raise ValueError(f"Expected samples_per_prompt to be an int >= 1, got {samples_per_prompt!r}")
     source = make_prompt_source(prompts)
-    texts = [p.text for p in source.prompts]
-    references = [p.references for p in source.prompts] if env.reward.needs_references else None
-    generator = torch.Generator().manual_seed(seed)
-    pairs = generate_completions(
-        policy, env, texts, temperature=temperature, generator=generator, batch_size=batch_size
-    )
+    unique = [p.text for p in source.prompts]
+    texts = [text for text in unique for _ in range(samples_per_prompt)]
+    prompt_index = [i for i in range(len(unique)) for _ in range(samples_per_prompt)]
+    references = None
+    if env.reward.needs_references:
+        references = [p.references for p in source.prompts for _ in range(samples_per_prompt)]
+    pairs = generate_completions(policy, env, texts, temperature=temperature, seed=seed, batch_size=batch_size)
     completions = [policy.tokenizer.decode(c, skip_special_tokens=True) for _, c in pairs]
     scores = env.reward.components(texts, completions, [True] * len(texts), references)
-    rewards = np.sum(list(scores.values()), axis=0)
-    kls = []
+    rewards = np.sum(list(scores.values()), axis=0).astype(np.float64)
+    kls: list[float] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         batch = EpisodeTensors.from_token_lists(
             [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id, policy.device
         )
         with torch.no_grad():
-            kl = exact_kl_from_logits(policy.score(batch).logits, policy.reference_logits(batch))
+            logits = policy.score(batch, temperature=temperature).logits
+            kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))
         kls.extend(masked_sum(kl, batch.completion_mask, dim=1).tolist())
-    samples = [{"prompt": p, "completion": c, "reward": float(r)} for p, c, r in zip(texts, completions, rewards)]
-    return EvalResult(float(np.mean(rewards)), float(np.mean(kls)), distinct_n(completions), samples)
+    lengths = [len(c) for _, c in pairs]
+    samples = [
+        {"prompt": p, "completion": c, "reward": float(r), "kl": float(k)}
+        for p, c, r, k in zip(texts, completions, rewards, kls)
+    ]
+    return EvalResult(
+        reward=mean_with_error(rewards, prompt_index),
+        kl=mean_with_error(kls, prompt_index),
+        length=mean_with_error(lengths, prompt_index),
+        distinct2=distinct_n(completions),
+        num_prompts=len(unique),
+        samples_per_prompt=samples_per_prompt,
+        seed=seed,
+        prompt_index=prompt_index,
+        rewards=rewards.tolist(),
+        kls=kls,
+        lengths=lengths,
+        samples=samples,
+    )
+
+
+def paired_gain(before: EvalResult, after: EvalResult) -> MeanWithError:
+    """Mean reward gain ``after - before`` over completions paired by (prompt, sample), SE over prompts.
+
+    Both evaluations must cover the same prompts with the same samples_per_prompt and seed.
+    """
+    same = (before.num_prompts, before.samples_per_prompt, before.seed, before.prompt_index) == (
+        after.num_prompts,
+        after.samples_per_prompt,
+        after.seed,
+        after.prompt_index,
+    )
+    if not same:
+        raise ValueError(
+            "Expected two evaluations of the same prompts, samples_per_prompt and seed, got "
+            f"{before.num_prompts} prompts x {before.samples_per_prompt} (seed {before.seed}) and "
+            f"{after.num_prompts} prompts x {after.samples_per_prompt} (seed {after.seed})"
+        )
+    return paired_difference(before.rewards, after.rewards, before.prompt_index)

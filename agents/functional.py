@@ -24,6 +24,7 @@ __all__ = [
     "kl_k1",
     "kl_k2",
     "kl_k3",
+    "kl_penalized_rewards",
     "leave_one_out_advantages",
     "masked_mean",
     "masked_sum",
@@ -269,6 +270,19 @@ def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     return torch.expm1(log_ratio) - log_ratio  # expm1 keeps precision when the policies are close
 
 
+def kl_penalized_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float) -> Tensor:
+    """Per-token rewards ``r_t - kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))``, 0 on padding. All (B, T).
+
+    The sampled k1 term makes the penalty depend on the action, so a policy gradient on these rewards follows
+    ``grad E[sum_t r_t] - kl_coef * grad KL(pi || ref)`` of whole sequences: the term pulls pi toward ref. The exact
+    per-token KL of a state, subtracted instead, is the same for every action of that state and cancels out of the
+    policy gradient (in expectation it only shifts the baseline).
+    """
+    _check_same_shape(rewards=rewards, logp=logp, ref_logp=ref_logp, mask=mask)
+    _check_number("kl_coef", kl_coef, 0.0, low_inclusive=True)
+    return torch.where(mask.bool(), rewards - kl_coef * kl_k1(logp, ref_logp), 0.0)
+
+
 def exact_kl_from_logits(logits: Tensor, ref_logits: Tensor) -> Tensor:
     """Exact KL(p || q) ``sum_v p log(p/q)`` with p = softmax(logits), q = softmax(ref_logits): (..., V) -> (...)."""
     _check_same_shape(logits=logits, ref_logits=ref_logits)
@@ -277,7 +291,11 @@ def exact_kl_from_logits(logits: Tensor, ref_logits: Tensor) -> Tensor:
     def row_kl(rows: Tensor, ref_rows: Tensor) -> Tensor:
         log_p = _finite_log_probs(rows, compute)  # (..., V)
         log_q = _finite_log_probs(ref_rows, compute)  # (..., V)
-        return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+        p = log_p.exp()
+        # The gradient of sum(p) is 0 in theory but rounding noise (~1e-8) in practice, and Adam scales noise up to
+        # full-size steps: subtracting it (with value 0) makes the gradient at policy == reference exactly 0.
+        total = p.sum(dim=-1)
+        return (p * (log_p - log_q)).sum(dim=-1) - (total - total.detach())
 
     return _rowwise(row_kl, logits, ref_logits).to(logits.dtype)
 

@@ -3,7 +3,8 @@
 Slots of the vector env are grouped (``group_size`` consecutive slots get the same reset seed, hence the same
 prompt); the advantage of a completion is its return minus the group mean (divided by the group std when
 ``scale_rewards``), shared by all its tokens. The loss is the clipped surrogate plus kl_coef times the exact
-per-token KL(pi || ref) (KL in the loss, as in GRPO, rather than in the reward).
+per-token KL(pi || ref) with its gradient (KL in the loss, as in GRPO, rather than in the reward), at the states
+the rollout visited. Scoring uses the sampling temperature, for the policy and the reference alike.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class GRPO(Agent):
                 batch = rollout.batch(rows, pad, device)
                 t = batch.completion_mask.shape[1]
                 m = batch.completion_mask
-                scored = self.policy.score(batch)
+                scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 token_advantages = advantages[rows].to(device)[:, None].expand(-1, t)
                 policy_loss, policy_stats = clipped_policy_loss(
@@ -67,7 +68,12 @@ class GRPO(Agent):
                 )
                 loss = policy_loss
                 if beta > 0:
-                    kl = masked_mean(exact_kl_from_logits(scored.logits, self.policy.reference_logits(batch)), m)
+                    kl = masked_mean(
+                        exact_kl_from_logits(
+                            scored.logits, self.policy.reference_logits(batch, temperature=config.temperature)
+                        ),
+                        m,
+                    )
                     loss = loss + beta * kl
                     totals.setdefault("rollout/kl_per_token", []).append(kl.item())
                 grad_norm = self.optimizer_step(loss)

@@ -143,8 +143,13 @@ class LMPolicy(nn.Module):
         return out.logits[:, : self.vocab_size], values
 
     # -------------------------------------------------------------------------------------------------- updates
-    def score(self, batch: EpisodeTensors, *, model: PreTrainedModel | None = None) -> PolicyOutput:
-        """One forward over whole episodes: logits at the completion positions and the values of their states."""
+    def score(
+        self, batch: EpisodeTensors, *, model: PreTrainedModel | None = None, temperature: float = 1.0
+    ) -> PolicyOutput:
+        """One forward over whole episodes: logits at the completion positions and the values of their states.
+
+        The logits are divided by `temperature`, so that they are those of the policy that samples at it.
+        """
         model = model or self.model
         width_t = batch.input_ids.shape[1] - batch.prompt_length
         positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -158,6 +163,8 @@ class LMPolicy(nn.Module):
             use_cache=False,
         )
         logits = outputs.logits[:, :-1, : self.vocab_size].float()  # (B, T, V): position P-1+t predicts token t
+        if temperature != 1.0:
+            logits = logits / temperature
         values = None
         if want_hidden:
             hidden = outputs.hidden_states[-1][:, batch.prompt_length - 1 : -1]  # (B, T, H) states s_0..s_{T-1}
@@ -165,14 +172,14 @@ class LMPolicy(nn.Module):
         return PolicyOutput(logits=logits, values=values)
 
     @torch.no_grad()
-    def reference_logits(self, batch: EpisodeTensors) -> torch.Tensor:
-        """(B, T, V) logits of the frozen reference at the completion positions."""
+    def reference_logits(self, batch: EpisodeTensors, *, temperature: float = 1.0) -> torch.Tensor:
+        """(B, T, V) logits of the frozen reference at the completion positions, divided by `temperature`."""
         if self.lora_rank > 0:
             with self.model.disable_adapter():
-                return self.score(batch, model=self.model).logits
+                return self.score(batch, model=self.model, temperature=temperature).logits
         if not self._reference:
             raise ValueError("Expected a reference model for the KL term, got none; pass reference= to LMPolicy")
-        return self.score(batch, model=self._reference[0]).logits
+        return self.score(batch, model=self._reference[0], temperature=temperature).logits
 
     @torch.no_grad()
     def act(self, obs: dict, deterministic: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:

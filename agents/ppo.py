@@ -1,16 +1,21 @@
-"""PPO for language models: GAE over tokens, clipped objective, value head on the trunk, exact per-token KL.
+"""PPO for language models: GAE over tokens, clipped objective, value head on the trunk, KL penalty in the reward.
 
-Each iteration: (1) roll out episodes with the KV cache; (2) one no-grad pass over the episodes gives the old
-log-probs, the values and the exact KL to the reference at every token, sum_v pi(v|s_t) log(pi(v|s_t)/ref(v|s_t));
-(3) rewards are the env's per-token rewards minus kl_coef * KL_t, advantages come from GAE; (4) `epochs` passes of
-clipped policy and value updates over shuffled minibatches, each minibatch scored in one forward; (5) the KL
-coefficient adapts toward ``kl_target`` when one is set.
+Each iteration: (1) roll out episodes with the KV cache; (2) one no-grad pass over the episodes (at the sampling
+temperature) gives the old log-probs, the values, the reference's log-probs of the chosen tokens and the exact KL
+at every token; (3) rewards are the env's per-token rewards minus ``kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))``
+(the sampled k1 term, as in Ziegler et al. 2019 and TRL: it depends on the action, so its policy gradient is that
+of -kl_coef * KL(pi || ref) and pulls the policy toward the reference), advantages come from GAE and are whitened
+with the task reward they sit in; (4) `epochs` passes of clipped policy and value updates over shuffled minibatches,
+each scored in one forward; (5) the exact KL, summed per episode, is what is logged and what the adaptive
+controller steers toward ``kl_target``.
+
+Why not the exact KL in the reward: KL(pi(.|s_t) || ref(.|s_t)) is the same for every action of a state, so in
+``E[A_t grad log pi(a_t|s_t)]`` it cancels, and the policy drifts as if there were no penalty.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from agents.base import Agent, Rollout
 from agents.config import PPOConfig
@@ -18,40 +23,16 @@ from agents.functional import (
     clipped_policy_loss,
     clipped_value_loss,
     entropy_from_logits,
-    exact_kl_from_logits,
     gae_advantages,
+    kl_penalized_rewards,
     masked_mean,
     masked_sum,
     masked_whiten,
     selective_log_softmax,
 )
+from agents.scoring import score_rollout
 
-__all__ = ["PPO", "score_rollout"]
-
-
-@torch.no_grad()
-def score_rollout(agent: Agent, rollout: Rollout, *, need_kl: bool) -> dict[str, torch.Tensor]:
-    """No-grad pass over a rollout: (n, T) old log-probs, values (when the policy has a value head), exact KL
-    to the reference (zeros when `need_kl` is False) and the completion mask."""
-    n = len(rollout.episodes)
-    width = max(len(e.completion_ids) for e in rollout.episodes)
-    out = {key: torch.zeros((n, width)) for key in ("logprobs", "values", "kl")}
-    out["mask"] = torch.zeros((n, width), dtype=torch.bool)
-    pad, device = agent.policy.tokenizer.pad_token_id, agent.policy.device
-    for start in range(0, n, agent.config.minibatch_size):
-        rows = np.arange(start, min(n, start + agent.config.minibatch_size))
-        batch = rollout.batch(rows, pad, device)
-        scored = agent.policy.score(batch)
-        t = batch.completion_mask.shape[1]
-        out["logprobs"][rows, :t] = selective_log_softmax(scored.logits, batch.actions).cpu()
-        if scored.values is not None:
-            out["values"][rows, :t] = scored.values.float().cpu()
-        if need_kl:
-            out["kl"][rows, :t] = exact_kl_from_logits(scored.logits, agent.policy.reference_logits(batch)).cpu()
-        out["mask"][rows, :t] = batch.completion_mask.cpu()
-    for key in ("logprobs", "values", "kl"):
-        out[key] = out[key] * out["mask"]
-    return out
+__all__ = ["PPO"]
 
 
 class PPO(Agent):
@@ -69,7 +50,9 @@ class PPO(Agent):
         mask = old["mask"]
         width = mask.shape[1]
         env_rewards = rollout.padded("rewards", range(n), width)
-        rewards = env_rewards - self.kl_controller.value * old["kl"]
+        rewards = kl_penalized_rewards(
+            env_rewards, old["logprobs"], old["ref_logprobs"], mask, self.kl_controller.value
+        )
         advantages, returns = gae_advantages(rewards, old["values"], mask, config.gamma, config.lam)
         if config.whiten_advantages:
             advantages = masked_whiten(advantages, mask)
@@ -80,7 +63,7 @@ class PPO(Agent):
                 batch = rollout.batch(rows, pad, device)
                 t = batch.completion_mask.shape[1]
                 m = mask[rows, :t].to(device)
-                scored = self.policy.score(batch)
+                scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 policy_loss, policy_stats = clipped_policy_loss(
                     logp, old["logprobs"][rows, :t].to(device), advantages[rows, :t].to(device), m, config.clip_range

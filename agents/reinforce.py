@@ -1,7 +1,9 @@
 """REINFORCE: the plain policy gradient, theta <- theta + alpha * sum_t grad log pi(a_t|s_t) * (G_t - b).
 
-The baseline b is a running mean of episode returns, a learned value head on the trunk, or nothing. The per-token
-KL penalty to the reference (exact, from one no-grad pass) is folded into the rewards before the returns.
+The baseline b is a running mean of episode returns, a learned value head on the trunk, or nothing. The KL penalty
+to the reference goes into the per-token rewards before the returns as the sampled k1 term
+``-kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))`` (see `agents.ppo` for why not the exact per-token KL); the exact
+KL, from the same no-grad pass, is what is logged and what the adaptive controller uses.
 """
 
 from __future__ import annotations
@@ -11,8 +13,14 @@ import torch
 
 from agents.base import Agent, Rollout
 from agents.config import REINFORCEConfig
-from agents.functional import discounted_returns, masked_mean, masked_sum, selective_log_softmax
-from agents.ppo import score_rollout
+from agents.functional import (
+    discounted_returns,
+    kl_penalized_rewards,
+    masked_mean,
+    masked_sum,
+    selective_log_softmax,
+)
+from agents.scoring import score_rollout
 
 __all__ = ["REINFORCE"]
 
@@ -35,15 +43,21 @@ class REINFORCE(Agent):
     def update(self, rollout: Rollout) -> dict[str, float]:
         config: REINFORCEConfig = self.config  # type: ignore[assignment]
         n = len(rollout.episodes)
-        need_kl = self.kl_controller.value > 0
-        old = score_rollout(self, rollout, need_kl=need_kl) if need_kl else None
+        need_kl = self.kl_controller.value > 0 or config.kl_target is not None
         width = max(len(e.completion_ids) for e in rollout.episodes)
         env_rewards = rollout.padded("rewards", range(n), width)
         mask = env_rewards.new_zeros(env_rewards.shape, dtype=bool)
         for i, episode in enumerate(rollout.episodes):
             mask[i, : len(episode.completion_ids)] = True
-        kl = old["kl"] if old is not None else env_rewards.new_zeros(env_rewards.shape)
-        returns = discounted_returns(env_rewards - self.kl_controller.value * kl, mask, config.gamma)
+        if need_kl:
+            old = score_rollout(self, rollout, need_kl=True)
+            kl = old["kl"]
+            rewards = kl_penalized_rewards(
+                env_rewards, old["logprobs"], old["ref_logprobs"], mask, self.kl_controller.value
+            )
+        else:
+            kl, rewards = env_rewards.new_zeros(env_rewards.shape), env_rewards
+        returns = discounted_returns(rewards, mask, config.gamma)
         pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
         totals: dict[str, list[float]] = {}
         baseline = self.baseline if self._baseline_ready else float(returns[:, 0].mean())
@@ -53,7 +67,7 @@ class REINFORCE(Agent):
                 t = batch.completion_mask.shape[1]
                 m = mask[rows, :t].to(device)
                 g = returns[rows, :t].to(device)
-                scored = self.policy.score(batch)
+                scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 loss_terms = {}
                 if config.baseline == "value":

@@ -20,18 +20,20 @@ sequences of every minibatch, about ``3 * n_epochs * L`` times the collection's 
 explains, ``benchmarks/sb3_rollout.py`` measures).
 
 ## KL penalty the SB3 way
-The env with ``kl_coef=beta`` adds ``beta * log pi_ref(a|s)`` to each step's reward; SB3's entropy bonus
-``ent_coef=beta`` adds ``beta * H(pi(.|s))`` to the objective. For every state::
+Build the envs with ``reference_logprobs=True`` (each step's ``info`` then carries ``log pi_ref(a_t|s_t)`` of the
+env's frozen model, at no extra forward: the env runs its KV-cached model anyway) and pass
+``KLPenaltyCallback(kl_coef=beta)`` to ``learn`` with ``ent_coef=0``. Before each update the callback subtracts
+``beta * (log pi(a_t|s_t) - log pi_ref(a_t|s_t))`` from the buffer's rewards and recomputes returns and advantages,
+so PPO/A2C optimise the task reward minus ``beta`` times KL(pi || pi_ref) of whole completions (tested on the tiny
+model in ``tests/agents/test_sb3.py``: the penalty alone brings a drifted policy back). With ``target=...`` the
+coefficient adapts toward a KL per episode.
 
-    E_{a~pi}[beta * log pi_ref(a|s)] + beta * H(pi(.|s)) = -beta * KL(pi(.|s) || pi_ref(.|s))
-
-so ``PPO(..., ent_coef=beta)`` on an env with ``kl_coef=beta`` optimises the task reward minus ``beta`` times the
-per-token KL to the env's frozen model (tested on the tiny model in ``tests/agents/test_sb3.py``). One difference
-remains: SB3's entropy term acts on each visited state's distribution directly and does not flow through the
-discounted return as the reference term does, so the gradient ignores how the policy changes the entropy of later
-states; with ``gamma=1`` and short completions this is the usual entropy-regularised approximation. `agents.PPO`
-computes the exact per-token KL instead. The env's reference stays frozen: the policy trains a deep copy of the
-model it is given, so the env and the policy may share the same object.
+The env's own ``kl_coef`` only adds ``kl_coef * log pi_ref(a_t|s_t)`` to the reward. Paired with an entropy bonus
+``ent_coef = kl_coef`` the two add up, per state, to ``-kl_coef * KL(pi(.|s) || pi_ref(.|s))``, but SB3 does not
+optimise that sum: it normalises the advantages (which carry the reference term) per minibatch and not the
+entropy bonus, which moves the optimum to ``pi ~ pi_ref^(1/sigma)``, and the reference term is summed into the
+return of every earlier token, a per-token length penalty (measured with task reward 0 and beta 0.05: P(EOS) after
+the prompt went from 0.007 to 0.53). Use `KLPenaltyCallback` instead.
 
 ## Saving
 ``ppo.save(path)`` stores the LM's weights in SB3's zip (the policy's state_dict); pass the model as
@@ -57,13 +59,13 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 
-from agents.sb3_callbacks import AdaptiveKLCallback, GenerationLoggingCallback
+from agents.sb3_callbacks import GenerationLoggingCallback, KLPenaltyCallback
 from agents.sb3_policy import LMActorCriticPolicy, LMSource, TokenObservationExtractor, check_token_spaces
 from textgen_env import TextGenConfig, TextGenEnv, load_model, load_tokenizer
 
 __all__ = [
-    "AdaptiveKLCallback",
     "GenerationLoggingCallback",
+    "KLPenaltyCallback",
     "LMActorCriticPolicy",
     "LMSource",
     "TokenBagExtractor",

@@ -17,13 +17,13 @@ import torch
 
 from agents import agent_class
 from agents.base import Agent
-from agents.evaluation import evaluate
+from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.report import plot_curves, write_json_atomic
 from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
 
-__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "run_training"]
+__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training", "setting_docs"]
 
 MAIN_JOB_OPTIONS = {"kl_coef": 0.1, "kl_coef_min": 0.1, "kl_target": 3.0, "kl_horizon": 40, "learning_rate": 1.3e-5}
 """Agent options of the main job. Measured on SmolLM2 + sentiment, 40 iterations: lr 2e-5 with a KL coefficient
@@ -48,7 +48,8 @@ class TrainSettings:
     steps: int = 40_000
     """Token budget (generated tokens across all episodes)."""
     max_minutes: float | None = None
-    """Wall-clock budget for the training loop (evaluations excluded); None = no limit."""
+    """Opt-in wall-clock limit of the training loop; None (the default) stops on the token budget alone, so the same
+    command and seed give the same updates on any machine."""
     seed: int = 0
     """Seed of everything random."""
     output: str = "runs/latest"
@@ -59,6 +60,8 @@ class TrainSettings:
     """Parallel env slots."""
     max_new_tokens: int = 20
     """Tokens per completion."""
+    eval_samples_per_prompt: int = 8
+    """Completions sampled per held-out prompt in the before/after evaluation (same seeds before and after)."""
     eval_every: int = 10
     """Evaluate on a quarter of the eval prompts every this many iterations (0: only before/after)."""
     checkpoint_every: int = 20
@@ -66,9 +69,33 @@ class TrainSettings:
     three model sizes (1.6 GB for SmolLM2-135M), so frequent ones cost real time."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
-    agent_options: dict[str, Any] = field(default_factory=lambda: dict(MAIN_JOB_OPTIONS))
+    agent_options: dict[str, Any] = field(default_factory=lambda: main_job_options("ppo"))
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default lr 1.3e-5 and a
     KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL exceeds 3 nats per completion."""
+
+
+def main_job_options(agent: str) -> dict[str, Any]:
+    """The main job's agent options for `agent`: `MAIN_JOB_OPTIONS`, without the KL settings for DQN (it has none)."""
+    if agent.lower() == "dqn":
+        return {k: v for k, v in MAIN_JOB_OPTIONS.items() if not k.startswith("kl_")}
+    return dict(MAIN_JOB_OPTIONS)
+
+
+def setting_docs(cls: type | None = None) -> dict[str, str]:
+    """Field name -> the docstring under it in the dataclass source (`TrainSettings` by default), for ``--help``."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls or TrainSettings)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in itertools.pairwise(body):
+        is_doc = isinstance(following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
 
 
 def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
@@ -88,8 +115,34 @@ def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
     return env, cls(env, seed=settings.seed, **settings.agent_options)
 
 
-def _eval_summary(result) -> dict[str, float]:
-    return {"reward": result.reward_mean, "kl": result.kl_mean, "distinct2": result.distinct2}
+def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
+    return evaluate(
+        agent.policy,
+        env,
+        settings.eval_prompts,
+        samples_per_prompt=settings.eval_samples_per_prompt,
+        temperature=agent.config.temperature,
+        seed=settings.seed,
+    )
+
+
+def _load_or_run_before(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings, path: Path) -> EvalResult:
+    """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
+    if path.is_file() and settings.resume:
+        stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if (stored.samples_per_prompt, stored.seed) == (settings.eval_samples_per_prompt, settings.seed):
+            return stored
+    result = _evaluate(agent, env, settings)
+    write_json_atomic(path, result.to_dict())
+    return result
+
+
+def _describe(label: str, result: EvalResult) -> str:
+    return (
+        f"eval {label}: reward {result.reward.mean:.3f} ± {result.reward.se:.3f}, KL {result.kl.mean:.2f} ± "
+        f"{result.kl.se:.2f}, distinct-2 {result.distinct2:.3f}, length {result.length.mean:.1f} "
+        f"({result.num_prompts} prompts x {result.samples_per_prompt} samples)"
+    )
 
 
 def run_training(settings: TrainSettings) -> dict[str, Any]:
@@ -99,27 +152,24 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     env, agent = _build(settings)
-    eval_prompts = settings.eval_prompts
-    before_path = output / "eval_before.json"
-    if before_path.is_file() and settings.resume:
-        before = json.loads(before_path.read_text())
-    else:
-        result = evaluate(agent.policy, env, eval_prompts, seed=settings.seed)
-        before = {**_eval_summary(result), "samples": result.samples}
-        write_json_atomic(before_path, before)
+    before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
     logger = RunLogger(output, settings.steps, agent.num_timesteps, tensorboard=settings.tensorboard)
-    logger.write(
-        f"eval before: reward {before['reward']:.3f}, KL {before['kl']:.2f}, distinct-2 {before['distinct2']:.3f}"
-    )
+    logger.write(_describe("before", before))
+    quick_eval = [p.text for p in make_prompt_source(settings.eval_prompts).prompts][::4]  # a quarter, for curves
     loop_start = time.perf_counter()
-    quick_eval = [p.text for p in make_prompt_source(eval_prompts).prompts][::4]  # a quarter, for the curves
+    eval_seconds = 0.0
 
     def on_iteration(trained: Agent, stats: dict[str, float]) -> bool:
+        nonlocal eval_seconds
         stats["wall_seconds"] = time.perf_counter() - started
         if settings.eval_every and trained.iteration % settings.eval_every == 0:
-            quick = evaluate(trained.policy, env, quick_eval, seed=settings.seed)
+            eval_start = time.perf_counter()
+            quick = evaluate(
+                trained.policy, env, quick_eval, samples_per_prompt=2, temperature=trained.config.temperature
+            )
+            eval_seconds += time.perf_counter() - eval_start
             stats.update(
-                {"eval/reward_mean": quick.reward_mean, "eval/kl": quick.kl_mean, "eval/distinct2": quick.distinct2}
+                {"eval/reward_mean": quick.reward.mean, "eval/kl": quick.kl.mean, "eval/distinct2": quick.distinct2}
             )
         logger.log(stats)
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > settings.max_minutes * 60
@@ -131,35 +181,49 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
         checkpoint_dir=output / "checkpoint",
         checkpoint_every=settings.checkpoint_every,
     )
+    train_seconds = time.perf_counter() - loop_start
     logger.close()
-    result = evaluate(agent.policy, env, eval_prompts, seed=settings.seed)
-    after = {**_eval_summary(result), "samples": result.samples}
+    after = _evaluate(agent, env, settings)
+    write_json_atomic(output / "eval_after.json", after.to_dict())
+    gain = paired_gain(before, after)
     _export_model(agent, output / "model")
     model_name = settings.model or DEFAULT_MODEL
     report = {
         "agent": settings.agent,
         "model": model_name,
         "reward": settings.reward,
-        "eval_reward_before": before["reward"],
-        "eval_reward_after": after["reward"],
-        "eval_kl_before": before["kl"],
-        "eval_kl": after["kl"],
-        "eval_distinct2_before": before["distinct2"],
-        "eval_distinct2_after": after["distinct2"],
+        "eval_reward_before": before.reward.mean,
+        "eval_reward_before_se": before.reward.se,
+        "eval_reward_after": after.reward.mean,
+        "eval_reward_after_se": after.reward.se,
+        "eval_gain": gain.mean,
+        "eval_gain_se": gain.se,
+        "eval_kl_before": before.kl.mean,
+        "eval_kl": after.kl.mean,
+        "eval_kl_se": after.kl.se,
+        "eval_distinct2_before": before.distinct2,
+        "eval_distinct2_after": after.distinct2,
+        "eval_length_before": before.length.mean,
+        "eval_length_after": after.length.mean,
+        "eval_prompts": after.num_prompts,
+        "eval_samples_per_prompt": after.samples_per_prompt,
+        "eval_completions": len(after.rewards),
         "iterations": agent.iteration,
         "timesteps": agent.num_timesteps,
+        "train_seconds": train_seconds,
+        "train_tokens_per_second": agent.num_timesteps / max(train_seconds - eval_seconds, 1e-9),
         "wall_seconds": time.perf_counter() - started,
         "settings": {k: v for k, v in asdict(settings).items()},
         "agent_config": agent.config.to_dict(),
     }
-    write_json_atomic(output / "samples.json", {"before": before["samples"], "after": after["samples"]})
+    write_json_atomic(output / "samples.json", {"before": before.samples, "after": after.samples})
     write_json_atomic(output / "report.json", report)
     plot_curves(
         output / "progress.csv",
         output / "curves.png",
         title=f"{settings.agent.upper()} on {model_name} · reward: {settings.reward}",
-        eval_before=before["reward"],
-        eval_after=after["reward"],
+        eval_before=before.reward.mean,
+        eval_after=after.reward.mean,
     )
     return report
 

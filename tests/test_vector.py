@@ -89,6 +89,31 @@ def test_next_step_autoreset(make_vec_env):
     assert (obs["attention_mask"].sum(axis=1) == 2).all()
 
 
+@pytest.mark.parametrize("kl_coef", [0.0, 0.1], ids=["no-model", "kv-cached-model"])
+def test_step_unfinished_keeps_finished_slots_finished_and_scores_nothing(make_vec_env, kl_coef):
+    scored = []
+
+    def reward(prompt: str, completion: str, done: bool) -> float:
+        scored.append((completion, done))
+        return 1.0 if done else 0.0
+
+    vec = make_vec_env(2, max_new_tokens=3, prompts=["the dog", "the cat"], reward=reward, kl_coef=kl_coef)
+    eos = vec.tokenizer.eos_token_id
+    vec.reset(seed=0)
+    vec.step_unfinished(np.array([5, 5]))
+    _, _, terminated, _, _ = vec.step_unfinished(np.array([6, eos]))  # slot 1 ends a step before slot 0
+    assert terminated.tolist() == [False, True]
+    scored.clear()
+    _, rewards, terminated, truncated, infos = vec.step_unfinished(np.array([7, 7]))
+    assert terminated.tolist() == [True, False] and not truncated.any()  # slot 1 did not restart
+    assert rewards[1] == 0.0 and len(scored) == 1  # only slot 0 was scored
+    assert len(vec.batch.completion_ids[1]) == 2 and infos["text"][1] != ""
+    with pytest.raises(gym.error.ResetNeeded, match=r"Expected an unfinished slot to step, got none"):
+        vec.step_unfinished(np.array([7, 7]))
+    vec.reset(seed=1)
+    assert not vec.batch.done.any()
+
+
 def test_one_model_forward_per_step_for_all_slots(make_vec_env, tiny):
     model, _ = tiny
     calls = []

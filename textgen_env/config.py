@@ -70,9 +70,13 @@ class TextGenConfig:
     render_mode: Literal["human", "ansi"] | None = None
     """'human' prints prompt, completion and reward; 'ansi' returns them as a string."""
     kl_coef: float = 0.0
-    """> 0 adds kl_coef * log pi_ref(a_t | s_t) to every step's reward, pi_ref being the env's frozen model. With an
-    entropy bonus of the same coefficient in the agent this is exactly the KL penalty in expectation (see the
-    README's KL section). Can be changed later with ``env.set_kl_coef`` (adaptive control)."""
+    """> 0 adds kl_coef * log pi_ref(a_t | s_t) to every step's reward, pi_ref being the env's frozen model. On its
+    own that is a bonus for text the reference finds likely, not a KL penalty: for a KL penalty with stock SB3 use
+    ``reference_logprobs=True`` with ``agents.sb3.KLPenaltyCallback`` (see the README's KL section). Can be changed
+    later with ``env.set_kl_coef``."""
+    reference_logprobs: bool = False
+    """True reports log pi_ref(a_t | s_t) of the env's frozen model in ``info["reference_logprob"]`` at every step
+    without changing the reward, for learners that apply the KL penalty themselves (kl_coef > 0 reports it too)."""
     device: str | torch.device = "cpu"
     """Device for the env's own model work (top-k candidates, hidden observations, masks)."""
     dtype: str | torch.dtype = "float32"
@@ -97,6 +101,8 @@ class TextGenConfig:
             raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {self.kl_coef!r}")
         if not math.isfinite(self.kl_coef):
             raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {self.kl_coef!r}")
+        if not isinstance(self.reference_logprobs, bool):
+            raise ValueError(f"Expected reference_logprobs to be a bool, got {self.reference_logprobs!r}")
         if isinstance(self.stop_strings, str):
             object.__setattr__(self, "stop_strings", (self.stop_strings,))
         if any(not isinstance(s, str) or not s for s in self.stop_strings):
@@ -116,13 +122,18 @@ class TextGenConfig:
             or self.observation_mode == "hidden"
             or self.mask_top_k is not None
             or self.mask_top_p is not None
-            or self.uses_kl
+            or self.uses_reference
         )
 
     @property
     def uses_kl(self) -> bool:
         """Whether the env adds the KL term (reference log-probs) to its rewards."""
         return self.kl_coef > 0
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the env computes the reference log-prob of every action (for its reward or its info)."""
+        return self.uses_kl or self.reference_logprobs
 
     @property
     def sequence_length(self) -> int:

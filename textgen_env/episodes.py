@@ -144,23 +144,35 @@ class EpisodeBatch:
 
     # ----------------------------------------------------------------------------------------------------- steps
     def advance(
-        self, actions: np.ndarray | None, restart: np.ndarray, rngs: Sequence[np.random.Generator | None]
+        self,
+        actions: np.ndarray | None,
+        restart: np.ndarray,
+        rngs: Sequence[np.random.Generator | None],
+        idle: np.ndarray | None = None,
     ) -> StepBatch:
         """Restart the slots where `restart` is True (new prompt from their generator) and step the others.
 
         Args:
-            actions: (N,) action per slot; entries of restarting slots are ignored. None when all slots restart.
+            actions: (N,) action per slot; entries of restarting and idle slots are ignored. None when all slots
+                restart.
             restart: (N,) bool.
             rngs: per slot, the generator that picks its next prompt (used only for restarting slots).
+            idle: (N,) bool, finished slots that neither restart nor step: they stay finished, nothing is scored,
+                their reward is 0.
         """
         result = StepBatch(self.num_slots)
+        idle = np.zeros(self.num_slots, dtype=bool) if idle is None else np.asarray(idle, dtype=bool) & ~restart
+        if (idle & ~self.done).any():
+            raise RuntimeError(
+                f"Expected idle slots to hold finished episodes, got slot {int(np.argmax(idle & ~self.done))}"
+            )
         restarting = np.flatnonzero(restart)
-        stepping = np.flatnonzero(~restart)
+        stepping = np.flatnonzero(~restart & ~idle)
         if len(stepping):
             if not self.started or self.done[stepping].any():
                 raise RuntimeError("Cannot step a finished episode; restart it first")  # the envs check this
             tokens = self._actions_to_tokens(actions, stepping)
-            if self.config.uses_kl:  # log pi_ref(a_t | s_t), from the logits the cache gave for s_t
+            if self.config.uses_reference:  # log pi_ref(a_t | s_t), from the logits the cache gave for s_t
                 log_probs = torch.log_softmax(self._full_logits[torch.as_tensor(stepping)], dim=-1)
                 chosen = log_probs.gather(1, torch.as_tensor(tokens)[:, None]).squeeze(1)
                 self.reference_logprobs[stepping] = chosen.double().cpu().numpy()
@@ -171,8 +183,11 @@ class EpisodeBatch:
         if len(stepping):
             self._score(stepping, result)
         if self._kv is not None:
+            # an idle slot is fed its last token again: its row is thrown away at its next restart
             tokens = [
-                self.prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
+                self.prompt_token_ids(self.prompts[i].text)
+                if restart[i]
+                else (self.completion_ids[i][-1:] or [self.pad_token_id])
                 for i in range(self.num_slots)
             ]
             out = self._kv.advance(tokens, restart.tolist())
@@ -316,7 +331,7 @@ class EpisodeBatch:
             return info
         info["token"] = self.last_tokens[slot]
         info["reward_components"] = self.last_components[slot]
-        if self.config.uses_kl:
+        if self.config.uses_reference:
             info["reference_logprob"] = float(self.reference_logprobs[slot])
         if self.stop_reasons[slot] is not None:
             info["stop_reason"] = self.stop_reasons[slot]

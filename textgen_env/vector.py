@@ -88,6 +88,31 @@ class TextGenVectorEnv(VectorEnv):
             self._merge_infos(step.infos),
         )
 
+    def step_unfinished(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """`step` without autoreset: slots whose episode has ended stay ended (their action is ignored, reward 0,
+        terminated and truncated False, nothing is scored) until the next `reset`.
+
+        For agents that collect one episode per slot and then reset every slot: no slot starts an episode that would
+        be scored (a question to a person, with the ``human`` reward) and then thrown away.
+        """
+        if not self.batch.started:
+            raise gym.error.ResetNeeded("Cannot call TextGenVectorEnv.step before TextGenVectorEnv.reset")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
+        finished = self._autoreset.copy()
+        if finished.all():
+            raise gym.error.ResetNeeded("Expected an unfinished slot to step, got none: call reset")
+        step = self.batch.advance(actions, np.zeros(self.num_envs, dtype=bool), self._slot_rngs, idle=finished)
+        self._autoreset = finished | step.terminated | step.truncated
+        return (
+            self.batch.observation(),
+            step.rewards.copy(),
+            step.terminated,
+            step.truncated,
+            self._merge_infos(step.infos),
+        )
+
     def set_kl_coef(self, value: float) -> None:
         """Set the coefficient of the KL term (for adaptive KL control); the env must be built with kl_coef > 0."""
         self.batch.set_kl_coef(value)

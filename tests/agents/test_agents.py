@@ -10,7 +10,7 @@ import torch
 
 from agents import AGENTS, DQN, GRPO, PPO, REINFORCE, make_agent
 from agents.functional import selective_log_softmax
-from agents.ppo import score_rollout
+from agents.scoring import score_rollout
 
 LEARNING = {
     "reinforce": (REINFORCE, {"learning_rate": 1e-2}),
@@ -175,3 +175,31 @@ def test_model_with_another_vocabulary_is_rejected(keyword_env):
 
     with pytest.raises(ValueError, match=r"Expected an env whose action space matches the policy's vocabulary"):
         PPO(keyword_env(), model=tiny_model(vocab_size=100))
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.0, 1.5], ids=["t0.7", "t1.0", "t1.5"])
+def test_update_scores_at_the_temperature_that_sampled(keyword_env, temperature):
+    agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, temperature=temperature, kl_coef=0.1)
+    rollout = agent.collect()
+    scored = score_rollout(agent, rollout, need_kl=True)
+    sampled = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
+    torch.testing.assert_close(scored["logprobs"], sampled * scored["mask"], atol=1e-5, rtol=0)  # on-policy: ratio 1
+
+
+def test_collect_scores_each_slot_once_and_starts_no_throw_away_episode(keyword_env):
+    calls = []
+
+    def reward(prompt: str, completion: str, done: bool) -> float:
+        calls.append(done)
+        return float(done)
+
+    env = keyword_env(reward=reward, reward_kwargs=None, max_new_tokens=5, reward_mode="dense")
+    agent = REINFORCE(env, episodes_per_iteration=8, minibatch_size=8, kl_coef=0.0)
+    rollout = agent.collect()
+    assert calls.count(True) == len(rollout.episodes) == 8  # one final score per episode, nothing thrown away
+    assert len(calls) == sum(len(e.completion_ids) for e in rollout.episodes)
+
+
+def test_dqn_rejects_a_kl_penalty_it_would_ignore(keyword_env):
+    with pytest.raises(ValueError, match=r"Expected kl_coef=0 and kl_target=None for DQN .*got kl_coef=0.1"):
+        make_agent("dqn", keyword_env(), kl_coef=0.1)

@@ -22,6 +22,7 @@ from agents.functional import (
     kl_k1,
     kl_k2,
     kl_k3,
+    kl_penalized_rewards,
     leave_one_out_advantages,
     masked_mean,
     masked_sum,
@@ -393,6 +394,25 @@ def test_kl_estimators_match_formulas(dtype):
     assert (kl_k2(logp, ref_logp) >= 0).all() and (kl_k3(logp, ref_logp) >= 0).all()
     close = kl_k3(logp, logp + 1e-6)
     assert (close >= 0).all() and (kl_k3(logp, logp) == 0).all()
+
+
+def test_kl_penalized_rewards_match_naive():
+    rewards, logp, ref_logp = _randn(3, 5, seed=30), -_randn(3, 5, seed=31).abs(), -_randn(3, 5, seed=32).abs()
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    result = kl_penalized_rewards(rewards, logp, ref_logp, mask, 0.3)
+    expected = [
+        [r - 0.3 * (p - q) if m else 0.0 for r, p, q, m in zip(*rows)]
+        for rows in zip(rewards.tolist(), logp.tolist(), ref_logp.tolist(), mask.tolist())
+    ]
+    torch.testing.assert_close(result, torch.tensor(expected), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"Expected kl_coef to be a non-negative number, got -1"):
+        kl_penalized_rewards(rewards, logp, ref_logp, mask, -1)
+
+
+def test_exact_kl_has_exactly_zero_gradient_at_the_reference():
+    logits = _randn(4, 50, seed=33).requires_grad_(True)
+    exact_kl_from_logits(logits, logits.detach()).sum().backward()
+    assert (logits.grad == 0).all()
 
 
 def test_kl_estimators_reject_mismatched_shapes():

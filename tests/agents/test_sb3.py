@@ -281,32 +281,51 @@ def test_callback_logs_reward_components_and_samples(sb3_env, tiny, tmp_path):
     assert "textgen/samples/text_summary" in events.Tags()["tensors"]
 
 
-def test_adaptive_kl_callback_moves_env_kl_coef_and_ent_coef_together(sb3_env, tiny, tmp_path):
-    from agents.sb3 import AdaptiveKLCallback
+def test_kl_penalty_callback_subtracts_the_sampled_kl_before_the_update(sb3_env, tiny):
+    from agents.sb3 import KLPenaltyCallback
 
     model, tokenizer = tiny
-    env = sb3_env(4, kl_coef=0.05)
-    ppo = lm_ppo(env, tokenizer, model, n_steps=8, learning_rate=5e-2)
+    ppo = lm_ppo(sb3_env(4, reference_logprobs=True), tokenizer, model, n_steps=8, ent_coef=0.0)
+    seen = {}
+
+    class Spy(KLPenaltyCallback):
+        def _on_rollout_end(self) -> None:
+            buffer = self.model.rollout_buffer
+            seen["rewards"] = buffer.rewards.copy()
+            super()._on_rollout_end()
+            seen["penalised"] = buffer.rewards.copy()
+            seen["log_ratio"] = buffer.log_probs - self._reference_logprobs
+            seen["advantages"] = buffer.advantages.copy()
+            buffer.compute_returns_and_advantage(self.locals["values"], self.locals["dones"])  # a second time
+            seen["recomputed"] = buffer.advantages.copy()
+
+    # a policy away from the reference, so that the penalty is not 0: train it a little first
+    ppo.learn(4 * 8 * 2)
+    ppo.learn(4 * 8, callback=Spy(kl_coef=0.3), reset_num_timesteps=False)
+    log_ratio = np.where(np.abs(seen["log_ratio"]) < 1e-5, 0.0, seen["log_ratio"])
+    assert np.abs(log_ratio).max() > 1e-3
+    np.testing.assert_allclose(seen["penalised"], seen["rewards"] - 0.3 * log_ratio, atol=1e-6)
+    np.testing.assert_allclose(seen["advantages"], seen["recomputed"], atol=1e-6)  # advantages of the new rewards
+
+
+def test_kl_penalty_callback_adapts_toward_its_target(sb3_env, tiny, tmp_path):
+    from agents.sb3 import KLPenaltyCallback
+
+    model, tokenizer = tiny
+    ppo = lm_ppo(sb3_env(4, reference_logprobs=True), tokenizer, model, n_steps=8, learning_rate=5e-2, ent_coef=0.0)
     ppo.set_logger(configure(str(tmp_path), ["json"]))
-    callback = AdaptiveKLCallback(target=1e-3, horizon=10)  # far below what training reaches: the coefficient rises
+    callback = KLPenaltyCallback(kl_coef=0.05, target=1e-3, horizon=10)  # far below what training reaches
     ppo.learn(4 * 8 * 3, callback=callback)
     rows = [json.loads(line) for line in (tmp_path / "progress.json").read_text().splitlines()]
     kls = [row["textgen/kl_episode"] for row in rows]
     coefs = [row["textgen/kl_coef"] for row in rows]
-    assert kls[0] == pytest.approx(0.0, abs=1e-6) and coefs[0] < 0.05  # policy == reference: below target, it falls
+    assert kls[0] == pytest.approx(0.0, abs=1e-5) and coefs[0] == 0.05  # the first rollout is penalised at 0.05
     assert all(kl > 1e-3 for kl in kls[1:]) and coefs[1] < coefs[2]  # above target: the coefficient rises
-    assert ppo.ent_coef == callback.controller.value == coefs[-1]
-    assert {config.kl_coef for config in env.get_attr("config")} == {0.05}  # the constructor setting is unchanged
-    assert {round(batch.kl_coef, 9) for batch in env.get_attr("batch")} == {round(callback.controller.value, 9)}
-
-
-def test_adaptive_kl_callback_needs_an_env_with_kl(sb3_env, tiny):
-    from agents.sb3 import AdaptiveKLCallback
-
-    model, tokenizer = tiny
-    ppo = lm_ppo(sb3_env(2), tokenizer, model, n_steps=4)
-    with pytest.raises(ValueError, match=r"Expected envs built with kl_coef > 0 for AdaptiveKLCallback"):
-        ppo.learn(8, callback=AdaptiveKLCallback(target=1.0))
+    assert ppo.ent_coef == 0.0
+    with pytest.warns(UserWarning, match=r"KLPenaltyCallback with ent_coef=0.1"):
+        lm_ppo(sb3_env(2, reference_logprobs=True), tokenizer, model, n_steps=4, ent_coef=0.1).learn(
+            8, callback=KLPenaltyCallback(kl_coef=0.1)
+        )
 
 
 # ------------------------------------------------------------------ classic agents and MaskablePPO

@@ -66,7 +66,26 @@ def test_train_writes_report_logs_plot_and_model(tiny_run):
     assert (root / "run" / "model" / "config.json").is_file()
     assert list((root / "run" / "tensorboard").iterdir())
     samples = json.loads((root / "run" / "samples.json").read_text())
-    assert len(samples["before"]) == len(samples["after"]) == 4
+    assert len(samples["before"]) == len(samples["after"]) == 4 * 8  # 4 prompts x 8 samples, by default
+    assert report["eval_completions"] == 32 and report["eval_samples_per_prompt"] == 8
+    assert report["eval_gain"] == pytest.approx(report["eval_reward_after"] - report["eval_reward_before"], abs=1e-9)
+    assert report["eval_gain_se"] > 0 and report["eval_kl_se"] > 0
+    assert report["settings"]["max_minutes"] is None  # bounded by the token budget alone
+
+
+def test_same_command_and_seed_give_the_same_weights(tiny_run):
+    import torch
+
+    from textgen_env import load_model
+
+    settings, root = tiny_run
+    first = run_training(settings(output=str(root / "a"), eval_every=0))
+    second = run_training(settings(output=str(root / "b"), eval_every=0))
+    assert first["eval_gain"] == second["eval_gain"] and first["timesteps"] == second["timesteps"]
+    model_a, _ = load_model(str(root / "a" / "model"))
+    model_b, _ = load_model(str(root / "b" / "model"))
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_resume_continues_from_the_checkpoint(tiny_run):
@@ -93,7 +112,8 @@ def test_cli_train_generate_eval(tiny_run, capsys):
     args += ["--eval-prompts", str(root / "eval.txt"), "--steps", "64", "--output", output, "--max-new-tokens", "4"]
     args += ["--episodes-per-iteration", "8", "--minibatch-size", "8", "--no-tensorboard"]
     assert main(args) == 0
-    assert "eval_reward_after" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "paired gain" in printed and "4 prompts x 8 samples, shared seeds" in printed
     assert (
         main(["generate", "--model", f"{output}/model", "--reference", tiny, "--prompt", "the movie", "--num", "2"])
         == 0
@@ -103,7 +123,8 @@ def test_cli_train_generate_eval(tiny_run, capsys):
     eval_args = ["eval", "--model", f"{output}/model", "--reference", tiny, "--reward", "keyword"]
     assert main([*eval_args, "--prompts", str(root / "eval.txt")]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert set(summary) == {"reward_mean", "kl_mean", "distinct2"} and summary["kl_mean"] >= 0
+    assert {"reward", "reward_se", "kl", "kl_se", "distinct2", "length"} <= set(summary) and summary["kl"] >= 0
+    assert summary["completions"] == 4 * 8
 
 
 def test_cli_unknown_agent_lists_valid_ones(tiny_run):
