@@ -19,9 +19,9 @@ from agents.functional import AdaptiveKLController, FixedKLController
 
 __all__ = ["GenerationLoggingCallback", "KLPenaltyCallback"]
 
-_TEXT_EXCLUDE = ("stdout", "log", "csv")
+_TEXT_EXCLUDE = ("stdout", "log", "csv")  # multi-line text breaks the console table and SB3's CSV rewriting
 ROUNDING_NATS = 1e-5
-"""Per-token log-ratios below this are float32 rounding between two forward paths, not a change of policy."""  # multi-line text breaks the console table and SB3's CSV rewriting
+"""Per-token log-ratios below this are float32 rounding between two forward paths, not a change of policy."""
 
 
 class GenerationLoggingCallback(BaseCallback):
