@@ -25,7 +25,7 @@ sums ``len(completion_ids)`` over the completions it scores (TRL cuts each compl
 the EOS), which counts completion tokens only, unlike TRL's ``num_tokens`` log that adds the prompt tokens.
 
 Install and run (the default, 2 x 3 learning rates x 3 minutes of training plus 7 evaluations of 160 completions,
-takes about half an hour on one CPU thread)::
+takes about half an hour on a 2-core CPU)::
 
     pip install -e ".[benchmark]"
     python benchmarks/vs_trl.py                               # SmolLM2-135M-Instruct, 3 minutes per run

@@ -1,9 +1,10 @@
 """Train the LM itself with stock stable-baselines3 PPO and `LMActorCriticPolicy` (offline demo).
 
 The policy is the causal LM (its own next-token distribution over the vocabulary) with a value head on its last
-hidden state; PPO updates the LM's weights. The env adds ``kl_coef * log pi_ref(a|s)`` per token and PPO's entropy
-bonus uses the same coefficient, which together penalise the KL to the env's frozen model (README, "KL penalty the
-SB3 way").
+hidden state; PPO updates the LM's weights. The env reports ``log pi_ref(a|s)`` of its frozen model at every step
+(``reference_logprobs=True``) and `KLPenaltyCallback` subtracts ``kl_coef * (log pi(a|s) - log pi_ref(a|s))`` from
+the rollout's rewards before each update, so PPO (with ``ent_coef=0``) optimises the reward minus ``kl_coef`` times
+the KL to the env's frozen model (README, "KL penalty the SB3 way").
 Along the way `GenerationLoggingCallback` writes reward components and sample generations to TensorBoard, and the
 end shows ``save`` / ``PPO.load`` and the LM saved in Hugging Face format.
 
@@ -20,11 +21,20 @@ import argparse
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3 import PPO
-from stable_baselines3.common.evaluation import evaluate_policy
 
-from agents.sb3 import GenerationLoggingCallback, LMActorCriticPolicy, LMSource, make_sb3_env, save_lm
+from agents import LMPolicy
+from agents.evaluation import evaluate, paired_gain
+from agents.sb3 import (
+    GenerationLoggingCallback,
+    KLPenaltyCallback,
+    LMActorCriticPolicy,
+    LMSource,
+    make_sb3_env,
+    save_lm,
+)
 from textgen_env import load_model
 from textgen_env.testing import tiny_model_and_tokenizer
 
@@ -45,8 +55,25 @@ def main() -> None:
         max_new_tokens=12 if args.default_model else 4,
         prompts="movie_reviews" if args.default_model else ["the movie was", "i think it was"],
     )
-    env = make_sb3_env(8, algorithm=PPO, policy=LMActorCriticPolicy, kl_coef=kl_coef, seed=0, **settings)
-    eval_env = make_sb3_env(8, seed=100, **settings)  # task reward only
+    # held-out prompts for the before/after evaluation (about half the words of the built-in sets are not in the tiny
+    # vocabulary)
+    eval_prompts = (
+        "movie_reviews:eval"
+        if args.default_model
+        else [
+            "the film was",
+            "the story was",
+            "the ending was",
+            "the cast was",
+            "i think the music was",
+            "i thought the plot was",
+            "my friend said the acting was",
+            "we saw the movie and it was",
+        ]
+    )
+    # reference_logprobs: each step's info carries log pi_ref(a|s) for KLPenaltyCallback (the reward stays the task's)
+    env = make_sb3_env(8, algorithm=PPO, policy=LMActorCriticPolicy, reference_logprobs=True, seed=0, **settings)
+    eval_env = gym.make_vec("TextGen-v0", num_envs=8, **settings)  # for agents.evaluation: task reward only
     ppo = PPO(
         LMActorCriticPolicy,
         env,
@@ -54,28 +81,45 @@ def main() -> None:
         batch_size=32,
         n_epochs=4,
         learning_rate=1e-5 if args.default_model else 1e-2,
-        ent_coef=kl_coef,  # with the env's kl_coef: the KL-penalised objective
+        ent_coef=0.0,  # the KL penalty comes from KLPenaltyCallback; an entropy bonus would add another term
         policy_kwargs={"model": LMSource(model), "tokenizer": tokenizer},  # LMSource: save() stores the config only
         tensorboard_log=args.output,
         seed=0,
     )
-    before, _ = evaluate_policy(ppo, eval_env, n_eval_episodes=32, deterministic=False)
+
+    def held_out():  # samples of every held-out prompt, same seed before and after (paired); KL to the env's model
+        policy = LMPolicy(ppo.policy.lm, tokenizer, value_head=False, reference=model)
+        return evaluate(policy, eval_env, eval_prompts, samples_per_prompt=8, seed=0)
+
+    before = held_out()
     start = time.perf_counter()
-    ppo.learn(args.timesteps, callback=GenerationLoggingCallback(n_samples=4))
-    after, _ = evaluate_policy(ppo, eval_env, n_eval_episodes=32, deterministic=False)
-    print(f"PPO with LMActorCriticPolicy: {args.timesteps} tokens in {time.perf_counter() - start:.0f} s")
-    print(f"share of sampled completions with 'great': before {before:.2f}, after {after:.2f}")
+    ppo.learn(args.timesteps, callback=[GenerationLoggingCallback(n_samples=4), KLPenaltyCallback(kl_coef=kl_coef)])
+    after = held_out()
+    gain = paired_gain(before, after)
+    print(
+        f"PPO with LMActorCriticPolicy, KL coefficient {kl_coef}: {args.timesteps} tokens in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    print(
+        f"held-out: {after.num_prompts} prompts x {after.samples_per_prompt} samples (± = standard error over prompts)"
+    )
+    print(
+        f"share of sampled completions with 'great': before {before.reward.mean:.2f} ± {before.reward.se:.2f}, "
+        f"after {after.reward.mean:.2f} ± {after.reward.se:.2f} (paired gain {gain.mean:+.2f} ± {gain.se:.2f})"
+    )
+    print(f"KL to the reference (nats per completion): after {after.kl.mean:.2f} ± {after.kl.se:.2f}")
 
     output = Path(args.output)
     ppo.save(output / "ppo_lm.zip")
     loaded = PPO.load(output / "ppo_lm.zip", device="cpu")  # rebuilt from the stored config, offline
-    obs = eval_env.reset()
+    sample_env = make_sb3_env(8, seed=100, **settings)
+    obs = sample_env.reset()
     same = np.array_equal(loaded.predict(obs, deterministic=True)[0], ppo.predict(obs, deterministic=True)[0])
     folder = save_lm(ppo, output / "lm")
     print(f"saved {output / 'ppo_lm.zip'} (reloaded: identical greedy actions = {same}) and {folder} (HF format)")
     for _ in range(settings["max_new_tokens"]):
         actions, _ = loaded.predict(obs, deterministic=False)
-        obs, _, dones, infos = eval_env.step(actions)
+        obs, _, dones, infos = sample_env.step(actions)
         if dones[0]:
             print(f"sample: {infos[0]['prompt']!r} -> {infos[0]['text']!r}")
             break
