@@ -142,9 +142,7 @@ class Agent(abc.ABC):
             lora_rank=config.lora_rank,
             reference=reference,
         )
-        self.optimizer = torch.optim.AdamW(
-            self.policy.trainable_parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
+        self.optimizer = torch.optim.AdamW(self._parameter_groups(), weight_decay=config.weight_decay)
         self.kl_controller: AdaptiveKLController | FixedKLController = (
             AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon, config.kl_coef_min)
             if config.kl_target is not None and config.kl_coef > 0
@@ -155,6 +153,17 @@ class Agent(abc.ABC):
         self.iteration = 0
         self.num_timesteps = 0
         self.history: list[dict[str, float]] = []
+
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """The LM's trainable weights at ``learning_rate``; the value head (if any) at ``value_learning_rate``."""
+        head = [] if self.policy.value_head is None else list(self.policy.value_head.parameters())
+        head_ids = {id(p) for p in head}
+        lm = [p for p in self.policy.trainable_parameters() if id(p) not in head_ids]
+        groups: list[dict[str, Any]] = [{"params": lm, "lr": self.config.learning_rate}]
+        if head:
+            rate = self.config.value_learning_rate or self.config.learning_rate
+            groups.append({"params": head, "lr": rate})
+        return groups
 
     # ------------------------------------------------------------------------------------------------ interface
     @abc.abstractmethod

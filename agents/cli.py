@@ -18,6 +18,7 @@ _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Inst
 def _agent_options(args: argparse.Namespace) -> dict:
     options = {
         "learning_rate": args.learning_rate,
+        "value_learning_rate": args.value_learning_rate,
         "kl_coef": args.kl_coef,
         "kl_target": args.kl_target,
         "lora_rank": args.lora_rank,
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint")
     train.add_argument("--no-tensorboard", action="store_true")
     train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--value-learning-rate", type=float, default=None)
     train.add_argument("--kl-coef", type=float, default=None)
     train.add_argument("--kl-target", type=float, default=None)
     train.add_argument("--lora-rank", type=int, default=None)

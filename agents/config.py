@@ -49,8 +49,11 @@ class AgentConfig:
     """Horizon (in episodes) of the adaptive KL controller."""
     kl_coef_min: float = 0.0
     """Floor of the adaptive KL coefficient (it otherwise shrinks while the policy is still near the reference)."""
+    value_learning_rate: float | None = None
+    """AdamW learning rate of the value head, when the agent has one (None: learning_rate). A linear head on the
+    trunk learns little at an LM's fine-tuning rate, and a baseline that stays near 0 leaves the advantages noisy."""
     temperature: float = 1.0
-    """Sampling temperature during rollouts (> 0)."""
+    """Sampling temperature during rollouts (> 0); the updates score the policy and the reference at it too."""
     lora_rank: int = 0
     """> 0 trains LoRA adapters of this rank instead of all weights (the reference is then free)."""
     weight_decay: float = 0.0
@@ -71,6 +74,8 @@ class AgentConfig:
         _positive("kl_horizon", self.kl_horizon, integer=True)
         _positive("kl_coef_min", self.kl_coef_min, allow_zero=True)
         _positive("temperature", self.temperature)
+        if self.value_learning_rate is not None:
+            _positive("value_learning_rate", self.value_learning_rate)
         _positive("lora_rank", self.lora_rank, integer=True, allow_zero=True)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):

@@ -203,3 +203,14 @@ def test_collect_scores_each_slot_once_and_starts_no_throw_away_episode(keyword_
 def test_dqn_rejects_a_kl_penalty_it_would_ignore(keyword_env):
     with pytest.raises(ValueError, match=r"Expected kl_coef=0 and kl_target=None for DQN .*got kl_coef=0.1"):
         make_agent("dqn", keyword_env(), kl_coef=0.1)
+
+
+def test_value_head_gets_its_own_learning_rate(keyword_env):
+    agent = PPO(keyword_env(), learning_rate=1e-5, value_learning_rate=1e-3, episodes_per_iteration=8)
+    groups = agent.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in agent.policy.value_head.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len(agent.policy.trainable_parameters())
+    assert [g["lr"] for g in REINFORCE(keyword_env(), learning_rate=1e-5).optimizer.param_groups] == [1e-5]
+    with pytest.raises(ValueError, match=r"Expected value_learning_rate to be a finite number > 0, got -1"):
+        PPO(keyword_env(), value_learning_rate=-1)
