@@ -104,13 +104,20 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from agents.evaluation import evaluate
+    from agents.evaluation import evaluate, paired_gain
+    from agents.policy import LMPolicy
 
     policy, env = _policy_and_env(args, args.reward)
-    result = evaluate(
-        policy, env, args.prompts, samples_per_prompt=args.samples, temperature=args.temperature, seed=args.seed
-    )
-    print(json.dumps(result.summary(), indent=2))
+    settings = dict(samples_per_prompt=args.samples, temperature=args.temperature, seed=args.seed)
+    result = evaluate(policy, env, args.prompts, **settings)
+    summary: dict = result.summary()
+    if args.gain:  # the reference itself, on the same prompts and seeds: the paired gain of the trained model
+        reference = LMPolicy(env.model, policy.tokenizer, value_head=False, reference=env.model)
+        before = evaluate(reference, env, args.prompts, **settings)
+        gain = paired_gain(before, result)
+        summary.update(reward_before=before.reward.mean, reward_before_se=before.reward.se, gain=gain.mean)
+        summary.update(gain_se=gain.se, distinct2_before=before.distinct2)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -175,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--reward", default="sentiment")
             sub.add_argument("--samples", type=int, default=8, help="completions per prompt (shared seeds)")
+            sub.add_argument("--gain", action="store_true", help="also evaluate the reference: paired reward gain")
             sub.add_argument("--prompts", default="movie_reviews:eval")
 
     demo = commands.add_parser("demo", help="generate through the env loop with the untrained model, print rewards")

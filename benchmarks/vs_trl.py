@@ -13,12 +13,14 @@ completion, summed exact per-token KL) and distinct-2 (distinct word bigrams, be
 What is held equal: the starting model (one folder, loaded fresh for every run), the VADER sentiment reward of the
 completion (``make_reward("sentiment")``), the ``movie_reviews`` training prompts as plain text (no chat template;
 both tokenize the raw prompt with the tokenizer's own special tokens), 20 new tokens with stop on EOS, plain sampling at
-temperature 1, 16 completions per rollout updated in minibatches of 8 over 2 epochs with a clip of 0.2, AdamW at a
-constant learning rate, gradient-norm clip 1.0, full fine-tuning in float32, and a KL coefficient of 0.1. What
-differs is the algorithm: ours is the main job's PPO (value head, GAE, per-token KL penalty in the reward, its
-coefficient rising above 0.1 when the KL passes 3 nats); TRL's is GRPO (8 completions per prompt, group-normalized
-rewards, fixed ``--beta`` times a KL estimate in the loss, its default ``dapo`` loss). The main job's own before/after
-evaluation is cut to two prompts, as its exported model goes through the shared evaluator like TRL's.
+temperature 1, the algorithm (GRPO: groups of completions of one prompt, group-normalised rewards, clipped ratio, KL
+in the loss), its shape taken from the main job's `GRPOConfig` (16 completions per rollout in groups of 4, minibatches
+of 8, one epoch, clip 0.2), AdamW at a constant learning rate, gradient-norm clip 1.0, full fine-tuning in float32,
+and a starting KL coefficient of 0.1. What differs: ours adds the exact per-token KL (with its gradient) to the loss
+and raises its coefficient above 0.1 while the KL passes the main job's target; TRL uses a fixed ``--beta`` times its
+k3 estimate and its default ``dapo`` loss aggregation; and ours generates through the env's KV-cached loop, TRL with
+``model.generate``. The main job's own before/after evaluation is cut to two prompts, as its exported model goes
+through the shared evaluator like TRL's.
 
 Tokens: ours is the main job's ``timesteps`` (one per generated token, EOS included); for TRL the reward function
 sums ``len(completion_ids)`` over the completions it scores (TRL cuts each completion after its first EOS and keeps
@@ -58,6 +60,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
+from agents.config import GRPOConfig as OurGRPOConfig
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.policy import LMPolicy
 from agents.report import write_json_atomic
@@ -69,11 +72,12 @@ from textgen_env.testing import tiny_model_and_tokenizer
 
 REWARD = "sentiment"
 MAX_NEW_TOKENS = 20
-NUM_GENERATIONS = 8
-COMPLETIONS_PER_ROLLOUT = 16  # the main job: 8 envs, 16 episodes per iteration
-MINIBATCH = 8  # the main job's minibatch_size
-EPOCHS = 2  # the main job's PPO epochs
-CLIP = 0.2  # the main job's clip_range
+_OURS = OurGRPOConfig(**MAIN_JOB_OPTIONS)  # the main job's agent settings, which TRL's are matched to
+NUM_GENERATIONS = _OURS.group_size  # completions per prompt
+COMPLETIONS_PER_ROLLOUT = _OURS.episodes_per_iteration  # 16 completions per iteration
+MINIBATCH = _OURS.minibatch_size
+EPOCHS = _OURS.epochs
+CLIP = _OURS.clip_range
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
@@ -218,7 +222,7 @@ def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
         max_steps=10**9,  # the TimeBudget callback stops it
         per_device_train_batch_size=MINIBATCH,
         gradient_accumulation_steps=1,
-        steps_per_generation=COMPLETIONS_PER_ROLLOUT // MINIBATCH,  # 16 completions (2 prompts x 8) per rollout
+        steps_per_generation=COMPLETIONS_PER_ROLLOUT // MINIBATCH,  # 16 completions (4 prompts x 4) per rollout
         num_iterations=EPOCHS,
         num_generations=NUM_GENERATIONS,
         epsilon=CLIP,

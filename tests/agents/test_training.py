@@ -121,10 +121,11 @@ def test_cli_train_generate_eval(tiny_run, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("the movie")]
     assert len(lines) == 2
     eval_args = ["eval", "--model", f"{output}/model", "--reference", tiny, "--reward", "keyword"]
-    assert main([*eval_args, "--prompts", str(root / "eval.txt")]) == 0
+    assert main([*eval_args, "--prompts", str(root / "eval.txt"), "--gain"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert {"reward", "reward_se", "kl", "kl_se", "distinct2", "length"} <= set(summary) and summary["kl"] >= 0
-    assert summary["completions"] == 4 * 8
+    assert summary["completions"] == 4 * 8 and summary["gain_se"] > 0
+    assert summary["gain"] == pytest.approx(summary["reward"] - summary["reward_before"], abs=1e-9)
 
 
 def test_cli_unknown_agent_lists_valid_ones(tiny_run):
