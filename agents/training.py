@@ -131,8 +131,12 @@ def _load_or_run_before(agent: Agent, env: TextGenVectorEnv, settings: TrainSett
     """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
     if path.is_file() and settings.resume:
         stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if (stored.samples_per_prompt, stored.seed) == (settings.eval_samples_per_prompt, settings.seed):
-            return stored
+        if (stored.samples_per_prompt, stored.seed) != (settings.eval_samples_per_prompt, settings.seed):
+            raise ValueError(  # the policy is no longer the starting one: it cannot be measured "before" again
+                f"Expected the resumed run's eval_samples_per_prompt and seed ({stored.samples_per_prompt}, "
+                f"{stored.seed}) from {str(path)!r}, got ({settings.eval_samples_per_prompt}, {settings.seed})"
+            )
+        return stored
     result = _evaluate(agent, env, settings)
     write_json_atomic(path, result.to_dict())
     return result

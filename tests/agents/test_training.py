@@ -98,6 +98,13 @@ def test_resume_continues_from_the_checkpoint(tiny_run):
     assert [int(float(r["iteration"])) for r in rows] == list(range(1, resumed["iterations"] + 1))
 
 
+def test_resume_with_other_evaluation_settings_is_an_error(tiny_run):
+    settings, _ = tiny_run
+    run_training(settings(steps=8 * 4 * 2))
+    with pytest.raises(ValueError, match=r"Expected the resumed run's eval_samples_per_prompt and seed \(8, 0\)"):
+        run_training(settings(steps=8 * 4 * 4, resume=True, eval_samples_per_prompt=2))
+
+
 def test_resume_without_checkpoint_is_an_error(tiny_run):
     settings, _ = tiny_run
     with pytest.raises(FileNotFoundError, match=r"Expected a checkpoint to resume from in .*checkpoint"):
