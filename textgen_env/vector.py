@@ -72,21 +72,10 @@ class TextGenVectorEnv(VectorEnv):
         return self.batch.observation(), self._merge_infos(step.infos)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if not self.batch.started:
-            raise gym.error.ResetNeeded("Cannot call TextGenVectorEnv.step before TextGenVectorEnv.reset")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
-        restart = self._autoreset.copy()
-        step = self.batch.advance(actions, restart, self._slot_rngs)
+        actions = self._checked_actions(actions)
+        step = self.batch.advance(actions, self._autoreset.copy(), self._slot_rngs)
         self._autoreset = step.terminated | step.truncated
-        return (
-            self.batch.observation(),
-            step.rewards.copy(),
-            step.terminated,
-            step.truncated,
-            self._merge_infos(step.infos),
-        )
+        return self._transition(step)
 
     def step_unfinished(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """`step` without autoreset: slots whose episode has ended stay ended (their action is ignored, reward 0,
@@ -95,23 +84,26 @@ class TextGenVectorEnv(VectorEnv):
         For agents that collect one episode per slot and then reset every slot: no slot starts an episode that would
         be scored (a question to a person, with the ``human`` reward) and then thrown away.
         """
-        if not self.batch.started:
-            raise gym.error.ResetNeeded("Cannot call TextGenVectorEnv.step before TextGenVectorEnv.reset")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
+        actions = self._checked_actions(actions)
         finished = self._autoreset.copy()
         if finished.all():
             raise gym.error.ResetNeeded("Expected an unfinished slot to step, got none: call reset")
         step = self.batch.advance(actions, np.zeros(self.num_envs, dtype=bool), self._slot_rngs, idle=finished)
         self._autoreset = finished | step.terminated | step.truncated
-        return (
-            self.batch.observation(),
-            step.rewards.copy(),
-            step.terminated,
-            step.truncated,
-            self._merge_infos(step.infos),
-        )
+        return self._transition(step)
+
+    def _checked_actions(self, actions: Any) -> np.ndarray:
+        if not self.batch.started:
+            raise gym.error.ResetNeeded("Cannot call TextGenVectorEnv.step before TextGenVectorEnv.reset")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
+        return actions
+
+    def _transition(self, step: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """The 5-tuple of a step: observations, rewards, terminated, truncated and the merged infos."""
+        infos = self._merge_infos(step.infos)
+        return self.batch.observation(), step.rewards.copy(), step.terminated, step.truncated, infos
 
     def set_kl_coef(self, value: float) -> None:
         """Set the coefficient of the KL term (for adaptive KL control); the env must be built with kl_coef > 0."""

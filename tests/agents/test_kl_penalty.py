@@ -57,12 +57,12 @@ def kl_and_length(lm, tiny) -> tuple[float, float]:
 AGENTS = [(PPO, {}), (REINFORCE, {"epochs": 1}), (GRPO, {})]
 
 
-@pytest.mark.parametrize("cls, options", AGENTS, ids=["ppo", "reinforce", "grpo"])
-def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
+def penalty_only_agent(tiny, cls, options: dict, policy_model):
+    """`cls` on the zero-reward env with kl_coef 0.5: policy_model (None: a copy of the reference) vs the tiny model."""
     model, _ = tiny
-    agent = cls(
+    return cls(
         zero_reward_env(tiny),
-        model=drifted(model),
+        model=policy_model,
         reference=model,
         kl_coef=0.5,
         learning_rate=3e-2,
@@ -71,6 +71,12 @@ def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
         seed=0,
         **options,
     )
+
+
+@pytest.mark.parametrize("cls, options", AGENTS, ids=["ppo", "reinforce", "grpo"])
+def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
+    model, _ = tiny
+    agent = penalty_only_agent(tiny, cls, options, drifted(model))
     start, _ = kl_and_length(agent.policy.model, tiny)
     assert start > 0.3
     agent.learn(40 * 16 * TOKENS)
@@ -80,17 +86,7 @@ def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
 
 @pytest.mark.parametrize("cls, options", AGENTS, ids=["ppo", "reinforce", "grpo"])
 def test_policy_at_the_reference_does_not_move(tiny, cls, options):
-    model, _ = tiny
-    agent = cls(
-        zero_reward_env(tiny),
-        reference=model,
-        kl_coef=0.5,
-        learning_rate=3e-2,
-        episodes_per_iteration=16,
-        minibatch_size=8,
-        seed=0,
-        **options,
-    )
+    agent = penalty_only_agent(tiny, cls, options, None)
     start_kl, start_length = kl_and_length(agent.policy.model, tiny)
     agent.learn(20 * 16 * TOKENS)
     end_kl, end_length = kl_and_length(agent.policy.model, tiny)
