@@ -364,7 +364,7 @@ class Agent(abc.ABC):
             raise ValueError(f"Expected a readable checkpoint in {str(path)!r}, got a corrupt file: {error}") from error
         if state.get("algorithm") != cls.name and cls.name != "agent":
             raise ValueError(f"Expected a {cls.name} checkpoint, got one written by {state.get('algorithm')!r}")
-        agent = cls(env, cls.config_class.from_dict(state["config"]), **kwargs)
+        agent = cls(env, cls.config_class.from_dict(state["config"], strict=False), **kwargs)
         agent.load_state(state)
         return agent
 

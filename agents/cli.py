@@ -6,63 +6,54 @@ Thin argument parsing only; the work is in `agents.training`, `agents.evaluation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "train_flags_table"]
 
 _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Instruct)"
 
 
 def _agent_options(args: argparse.Namespace) -> dict:
-    options = {
-        "learning_rate": args.learning_rate,
-        "value_learning_rate": args.value_learning_rate,
-        "kl_coef": args.kl_coef,
-        "kl_target": args.kl_target,
-        "lora_rank": args.lora_rank,
-        "episodes_per_iteration": args.episodes_per_iteration,
-        "minibatch_size": args.minibatch_size,
-        "epochs": args.epochs,
-        "temperature": args.temperature,
-    }
+    """The main job's options for ``--agent`` with every agent flag that was given on top."""
+    from agents.options import agent_option_fields
     from agents.training import main_job_options
 
-    chosen = {**main_job_options(args.agent), **{k: v for k, v in options.items() if v is not None}}
-    if "kl_coef_min" in chosen:  # a lower --kl-coef lowers the floor too
-        chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])
+    given = {name: getattr(args, name) for name in agent_option_fields() if hasattr(args, name)}
+    chosen = {**main_job_options(args.agent), **given}
+    if "kl_coef_min" in chosen and "kl_coef_min" not in given and chosen.get("kl_coef") is not None:
+        chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor
     return chosen
 
 
-_SETTINGS_FLAGS = (
-    "agent",
-    "reward",
-    "model",
-    "prompts",
-    "eval_prompts",
-    "steps",
-    "max_minutes",
-    "seed",
-    "output",
-    "num_envs",
-    "max_new_tokens",
-    "eval_samples_per_prompt",
-    "eval_every",
-    "checkpoint_every",
-)
-"""`TrainSettings` fields that are plain ``--flags`` of ``train``: their defaults and help come from the dataclass."""
+def _train_settings_options() -> list:
+    """`TrainSettings` fields as command-line options (``agent_options`` comes from the agent flags instead)."""
+    from agents.options import field_options
+    from agents.training import TrainSettings
+
+    return field_options(TrainSettings, exclude=("agent_options",))
+
+
+def train_flags_table() -> str:
+    """The Markdown table of ``textgen-env train``'s flags, as the README shows it (generated from the fields)."""
+    from agents.options import agent_option_fields, markdown_table
+
+    rows = [(f"`{o.flag}`", f"`{o.default!r}`", "", o.doc) for o in _train_settings_options()]
+    for option, agents in agent_option_fields().values():
+        rows.append((f"`{option.flag}`", "agent's", ", ".join(agents), option.doc))
+    return markdown_table(rows, ("flag", "default", "agents", "meaning"))
 
 
 def _train(args: argparse.Namespace) -> int:
     from agents.training import TrainSettings, run_training
 
-    settings = TrainSettings(
-        **{name: getattr(args, name) for name in _SETTINGS_FLAGS},
-        resume=args.resume,
-        tensorboard=not args.no_tensorboard,
-        agent_options=_agent_options(args),
-    )
+    values = {option.name: getattr(args, option.name) for option in _train_settings_options()}
+    try:
+        settings = TrainSettings(**values, agent_options=_agent_options(args))
+    except (TypeError, ValueError) as error:
+        args.parser.error(str(error))
     report = run_training(settings)
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
     print(f"held-out evaluation ({n}):")
@@ -127,22 +118,17 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per field of `_SETTINGS_FLAGS`, typed, defaulted and documented by `TrainSettings`."""
-    from dataclasses import MISSING, fields
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """``train``'s flags: one per `TrainSettings` field and one per agent option, from the dataclass fields."""
+    from agents.options import add_dataclass_flags, agent_option_fields
 
-    from agents.training import TrainSettings, setting_docs
-
-    docs = setting_docs()
-    for f in fields(TrainSettings):
-        if f.name not in _SETTINGS_FLAGS:
-            continue
-        default = f.default if f.default is not MISSING else None
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        if f.name == "max_minutes":
-            kind = float
-        help_text = docs.get(f.name, "").replace("%", "%%")
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default, help=help_text)
+    add_dataclass_flags(parser.add_argument_group("run settings"), _train_settings_options())
+    group = parser.add_argument_group(
+        "agent options", "override the main job's agent options (default: the agent's own; none = None)"
+    )
+    for option, agents in agent_option_fields().values():
+        text = option.doc if len(agents) == 4 else f"[{', '.join(agents)}] {option.doc}"
+        add_dataclass_flags(group, [dataclasses.replace(option, doc=text)], absent_when_not_given=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,19 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
-    _add_settings_flags(train)
-    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint")
-    train.add_argument("--no-tensorboard", action="store_true")
-    train.add_argument("--learning-rate", type=float, default=None)
-    train.add_argument("--value-learning-rate", type=float, default=None)
-    train.add_argument("--kl-coef", type=float, default=None)
-    train.add_argument("--kl-target", type=float, default=None)
-    train.add_argument("--lora-rank", type=int, default=None)
-    train.add_argument("--episodes-per-iteration", type=int, default=None)
-    train.add_argument("--minibatch-size", type=int, default=None)
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--temperature", type=float, default=None)
-    train.set_defaults(handler=_train)
+    _add_train_flags(train)
+    train.set_defaults(handler=_train, parser=train)
 
     for name, handler, text in (
         ("generate", _generate, "sample completions of a prompt from a trained model"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -90,8 +91,20 @@ class AgentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AgentConfig:
+    def from_dict(cls, values: Mapping[str, Any], *, strict: bool = True) -> AgentConfig:
+        """The config of `values` (field name -> value).
+
+        Raises:
+            TypeError: with `strict`, for a name that is not an option of this config (naming the valid ones).
+                ``strict=False`` drops such names instead (reading checkpoints written by other versions).
+        """
         known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown and strict:
+            raise TypeError(
+                f"Expected options of {cls.__name__} ({', '.join(sorted(known))}), got unknown option(s) "
+                f"{', '.join(map(repr, unknown))}"
+            )
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -100,7 +113,7 @@ class PPOConfig(AgentConfig):
     """PPO with GAE, a clipped objective, a value head and an exact per-token KL penalty."""
 
     learning_rate: float = 2e-5
-    """AdamW learning rate (> 0); the main job uses 1.3e-5 on SmolLM2-135M to stay within its KL budget."""
+    """AdamW learning rate (> 0)."""
     epochs: int = 2
     """Passes over each iteration's episodes."""
     lam: float = 0.95

@@ -6,7 +6,8 @@ Two ways to use SB3 on a TextGen env, with SB3's classes unmodified:
   ``action_mode="vocab"``)::
 
       env = make_sb3_env(4, model=model, tokenizer=tokenizer, reward="keyword", reward_kwargs={"keywords": ["great"]})
-      ppo = PPO(LMActorCriticPolicy, env, policy_kwargs={"model": LMSource(model), "tokenizer": tokenizer})
+      ppo = PPO(LMActorCriticPolicy, env, policy_kwargs={"model": LMSource(model)},
+                rollout_buffer_class=EpisodeRolloutBuffer)
       ppo.learn(2048, callback=GenerationLoggingCallback())
       save_lm(ppo, "trained-lm")   # Hugging Face format, beside ppo.save("ppo.zip")
 
@@ -15,9 +16,8 @@ Two ways to use SB3 on a TextGen env, with SB3's classes unmodified:
   ``DQN`` with ``"MlpPolicy"``; in vocab mode with ``mask_top_k``/``mask_top_p``, sb3-contrib's ``MaskablePPO``
   with ``"MultiInputPolicy"`` and `TokenBagExtractor` only ever picks allowed tokens.
 
-Rollout collection reuses a per-env KV cache (one cached token per step); each PPO update re-runs the full
-sequences of every minibatch, about ``3 * n_epochs * L`` times the collection's model FLOPs (`agents.sb3_policy`
-explains, ``benchmarks/sb3_rollout.py`` measures).
+Rollout collection reuses a per-env KV cache (one cached token per step); with `EpisodeRolloutBuffer` each update
+scores every episode with one forward (`agents.sb3_episodes` explains, ``benchmarks/sb3_rollout.py`` measures).
 
 ## KL penalty the SB3 way
 Build the envs with ``reference_logprobs=True`` (each step's ``info`` then carries ``log pi_ref(a_t|s_t)`` of the
@@ -58,12 +58,15 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from agents.sb3_callbacks import GenerationLoggingCallback, KLPenaltyCallback
+from agents.sb3_episodes import EpisodeRolloutBuffer
 from agents.sb3_policy import LMActorCriticPolicy, LMSource, TokenObservationExtractor, check_token_spaces
 from textgen_env import TextGenConfig, TextGenEnv, load_model, load_tokenizer
 
 __all__ = [
+    "EpisodeRolloutBuffer",
     "GenerationLoggingCallback",
     "KLPenaltyCallback",
     "LMActorCriticPolicy",
@@ -244,20 +247,32 @@ def make_sb3_env(
     return vec_env
 
 
-def save_lm(algorithm: BaseAlgorithm, folder: str | os.PathLike[str], *, value_head: bool = True) -> Path:
+def save_lm(
+    algorithm: BaseAlgorithm,
+    folder: str | os.PathLike[str],
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    value_head: bool = True,
+) -> Path:
     """Save the LM of an SB3 model trained with `LMActorCriticPolicy` in Hugging Face format.
 
-    Writes ``save_pretrained`` files of the LM and its tokenizer to `folder` (load them with
-    `textgen_env.load_model(folder)` or ``TextGenEnv(model=folder)``) and, with `value_head`, the value head's
-    state_dict as ``value_head.pt``. Returns the folder.
+    Writes ``save_pretrained`` files of the LM and its tokenizer (`tokenizer`, else the policy's) to `folder` (load
+    them with `textgen_env.load_model(folder)` or ``TextGenEnv(model=folder)``) and, with `value_head`, the value
+    head's state_dict as ``value_head.pt``. Returns the folder.
     """
     policy = algorithm.policy
     if not isinstance(policy, LMActorCriticPolicy):
         raise TypeError(f"Expected an SB3 model with an LMActorCriticPolicy, got a {type(policy).__name__}")
+    tokenizer = tokenizer if tokenizer is not None else policy.tokenizer
+    if tokenizer is None:
+        raise ValueError(
+            "Expected tokenizer= (the policy was built from a model instance alone, without one), got None; pass "
+            "the env's: save_lm(ppo, folder, tokenizer=env.get_attr('tokenizer')[0])"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     policy.lm.save_pretrained(folder)
-    policy.tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     if value_head:
         torch.save(policy.value_net.state_dict(), folder / "value_head.pt")
     return folder

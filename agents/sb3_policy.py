@@ -4,7 +4,7 @@ The features are the env's token observation itself (left-padded ``input_ids`` a
 the LM's own next-token distribution (logits sliced to ``len(tokenizer)``) and the critic a linear head on the LM's
 last hidden state, so stock ``PPO``/``A2C`` update the LM's own weights::
 
-    PPO(LMActorCriticPolicy, env, policy_kwargs={"model": model, "tokenizer": tokenizer})
+    PPO(LMActorCriticPolicy, env, policy_kwargs={"model": model}, rollout_buffer_class=EpisodeRolloutBuffer)
 
 **Rollouts** (``forward`` and ``predict_values`` without grad, one observation per env) keep a `SlotKVCache` over the
 envs (`TokenStreamCache`): an observation that extends the slot's previous one by exactly one token costs a single
@@ -14,12 +14,11 @@ never serves stale keys. ``predict`` (evaluation, generation loops) has its own 
 rollouts does not evict them. ``use_kv_cache=False`` runs the whole sequence at every call instead (the reference
 path; same log-probs).
 
-**Updates** (``evaluate_actions``) cannot reuse the cache: SB3's buffer holds single steps in shuffled minibatches,
-so each minibatch is one forward (and backward) over its full, left-padded sequences, trimmed to its longest text.
-Per sample that is about 3 x L token-forwards (forward + backward over L tokens) against 1 cached token during
-collection, for each of PPO's ``n_epochs``: the update costs roughly ``3 * n_epochs * L`` times the collection's
-model FLOPs (``benchmarks/sb3_rollout.py`` prints the measured ratio). `agents.PPO` scores whole episodes in one
-forward instead and is much cheaper per update; use it when the update dominates.
+**Updates** (``evaluate_actions``) score each episode once: with ``rollout_buffer_class=EpisodeRolloutBuffer`` a
+minibatch holds whole episodes, each one's steps in order, and one forward (with grad) over an episode's last
+observation gives the logits and values of all its steps (`agents.sb3_episodes`). SB3's stock buffer shuffles single
+steps instead; each is then a forward over its own full sequence (about ``3 * n_epochs * L`` times the collection's
+model FLOPs per sample). ``benchmarks/sb3_rollout.py`` prints both update costs side by side.
 
 Left padding is handled with ``position_ids = cumsum(attention_mask) - 1``. SB3 turns Box observations into float32
 (`preprocess_obs`); the ids are cast back to int64 (exact below 2**24 tokens). The LM stays in eval mode (no dropout)
@@ -43,8 +42,9 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from agents.sampling import sample_tokens
+from agents.sb3_episodes import token_chains
 from textgen_env.kv import SlotKVCache, SlotStep
-from textgen_env.models import check_vocabulary_rows, load_model
+from textgen_env.models import check_vocabulary_rows, load_model, load_tokenizer
 
 __all__ = ["LMActorCriticPolicy", "LMSource", "TokenObservationExtractor", "TokenStreamCache", "check_token_spaces"]
 
@@ -180,6 +180,17 @@ class TokenStreamCache:
         return self.kv.advance(tokens, restart)
 
 
+def _saved_tokenizer(source: LMSource) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved beside a model instance (its ``name_or_path`` is a local folder with one), else None."""
+    folder = getattr(source.config, "_name_or_path", None)
+    if not folder or not os.path.isdir(folder):
+        return None
+    try:
+        return load_tokenizer(folder)
+    except (OSError, ValueError):
+        return None  # a model folder without tokenizer files: the env's spaces give the vocabulary
+
+
 class LMActorCriticPolicy(ActorCriticPolicy):
     """A causal LM as SB3's actor-critic: LM logits are the policy, a value head shares the trunk.
 
@@ -190,7 +201,10 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         model: a ``PreTrainedModel`` (the policy trains a deep copy, so the env may hold the same object as its
             frozen KL reference), a name or local folder, a ``PretrainedConfig``, or an `LMSource` (recommended for
             models of real size: ``save()`` then stores only the config).
-        tokenizer: the model's tokenizer (optional when `model` is a name or an `LMSource` that loaded one).
+        tokenizer: the model's tokenizer; optional: by default the one loaded with a name or path, an `LMSource`'s,
+            or the one saved in a model instance's local folder; without any, the vocabulary size is the env's
+            action space ``Discrete(V)`` (checked against the token observations and the model's embedding rows)
+            and `save_lm` needs ``tokenizer=``.
         use_kv_cache: reuse a per-env KV cache during rollout collection (see the module docstring).
         **kwargs: other `ActorCriticPolicy` arguments (``optimizer_class``, ``optimizer_kwargs``, ...); the MLP
             arguments (``net_arch``, ``activation_fn``, ``ortho_init``) are accepted and unused.
@@ -210,15 +224,19 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         if kwargs.get("use_sde"):
             raise ValueError("Expected use_sde=False: LMActorCriticPolicy's actions are discrete tokens, got True")
         source = model if isinstance(model, LMSource) else LMSource(model, tokenizer)
-        tokenizer = tokenizer if tokenizer is not None else source.tokenizer
-        if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        if tokenizer is None:
+            tokenizer = source.tokenizer if source.tokenizer is not None else _saved_tokenizer(source)
+        if tokenizer is not None and not isinstance(tokenizer, PreTrainedTokenizerBase):
             raise TypeError(
-                "Expected policy_kwargs['tokenizer'] to be the model's PreTrainedTokenizerBase, got "
+                "Expected policy_kwargs['tokenizer'] to be the model's PreTrainedTokenizerBase or None, got "
                 f"{type(tokenizer).__name__}"
             )
-        check_token_spaces(observation_space, action_space, len(tokenizer))
+        if tokenizer is None and not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"Expected the token action space Discrete(vocabulary size), got {action_space}")
+        vocab_size = len(tokenizer) if tokenizer is not None else int(action_space.n)
+        check_token_spaces(observation_space, action_space, vocab_size)
         self.tokenizer = tokenizer
-        self.vocab_size = len(tokenizer)
+        self.vocab_size = vocab_size
         self.use_kv_cache = use_kv_cache
         self._source = [source]  # a list: nn.Module refuses module attributes before its __init__
         self.rollout_cache = TokenStreamCache()  # forward / predict_values during collect_rollouts
@@ -229,7 +247,14 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         """Build the LM and its value head (in place of SB3's MLPs) and one optimizer over both."""
         self.lm = self._source.pop().build()
-        check_vocabulary_rows(self.lm.get_input_embeddings().num_embeddings, self.tokenizer)
+        rows = self.lm.get_input_embeddings().num_embeddings
+        if self.tokenizer is not None:
+            check_vocabulary_rows(rows, self.tokenizer)
+        elif not self.vocab_size <= rows <= 2 * self.vocab_size:
+            raise ValueError(
+                f"Expected a model whose {rows} embedding rows cover the env's {self.vocab_size} token actions (and "
+                f"at most twice as many), got a model of another vocabulary; pass the env's model"
+            )
         config = self.lm.config.get_text_config()
         limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         length = int(self.observation_space["input_ids"].shape[-1])
@@ -260,6 +285,11 @@ class LMActorCriticPolicy(ActorCriticPolicy):
 
     def _full_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, V) next-token logits and (B, 1) values from one forward over the whole sequences."""
+        logits, hidden = self._last_positions(ids, mask, keep=1)
+        return logits[:, -1], self.value_net(hidden[:, -1])
+
+    def _last_positions(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, keep, V) logits and (B, keep, H) last hidden states at the last `keep` positions of each sequence."""
         used = mask.any(dim=0).nonzero()
         first = int(used[0]) if len(used) else 0
         ids, mask = ids[:, first:], mask[:, first:]  # drop the columns that are padding in every row
@@ -268,13 +298,26 @@ class LMActorCriticPolicy(ActorCriticPolicy):
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            logits_to_keep=1,
+            logits_to_keep=keep,
             output_hidden_states=True,
             use_cache=False,
         )
-        logits = outputs.logits[:, -1, : self.vocab_size].float()  # (B, V)
-        values = self.value_net(outputs.hidden_states[-1][:, -1].float())  # (B, 1)
-        return logits, values
+        logits = outputs.logits[:, -keep:, : self.vocab_size].float()
+        return logits, outputs.hidden_states[-1][:, -keep:].float()
+
+    def _episode_forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, V) logits and (B, 1) values of every row, with one forward per chain of steps of one episode.
+
+        A row that continues the previous row (`token_chains`) is read off the forward of its chain's last row, at
+        the position of its own last token: a causal LM's outputs there depend only on the tokens before it.
+        """
+        chains = token_chains(ids, mask, actions)
+        keep = int(chains.offset.max()) + 1
+        logits, hidden = self._last_positions(ids[chains.ends], mask[chains.ends], keep)  # (C, keep, .)
+        column = keep - 1 - chains.offset
+        return logits[chains.chain, column], self.value_net(hidden[chains.chain, column])
 
     def _weights_version(self) -> int:
         return sum(p._version for p in self._parameter_list)  # bumped by every in-place update
@@ -306,8 +349,10 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     def evaluate_actions(
         self, obs: PyTorchObs, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Values, log-probs of `actions` and entropies: one forward (with grad) over the full sequences."""
-        logits, values = self._logits_and_values(obs)
+        """Values, log-probs of `actions` and entropies, with grad: one forward per episode's run of consecutive
+        steps in the batch (`EpisodeRolloutBuffer` keeps them together; a shuffled step is one forward of its own)."""
+        ids, mask = self._tokens(obs)
+        logits, values = self._episode_forward(ids, mask, actions)
         distribution = self._distribution(logits)
         return values, distribution.log_prob(actions), distribution.entropy()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,14 @@ import torch
 
 from agents import agent_class
 from agents.base import Agent
+from agents.config import _positive
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.report import plot_curves, write_json_atomic
 from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
 
-__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training", "setting_docs"]
+__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training"]
 
 MAIN_JOB_OPTIONS = {"kl_coef": 0.1, "kl_coef_min": 0.1, "kl_target": 4.0, "kl_horizon": 40, "learning_rate": 5e-5}
 """Agent options of the main job (GRPO on SmolLM2-135M + sentiment). Tuned on 14,400-token runs, evaluated on 40
@@ -70,9 +71,26 @@ class TrainSettings:
     three model sizes (1.6 GB for SmolLM2-135M), so frequent ones cost real time."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
-    agent_options: dict[str, Any] = field(default_factory=lambda: main_job_options("grpo"))
-    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); by default lr 5e-5 and a
-    KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL exceeds 4 nats per completion."""
+    agent_options: dict[str, Any] | None = None
+    """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
+    (`main_job_options`): lr 5e-5 and a KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL
+    exceeds 4 nats per completion."""
+
+    def __post_init__(self) -> None:
+        config_class = agent_class(self.agent).config_class  # raises on an unknown agent
+        for name in ("steps", "num_envs", "max_new_tokens", "eval_samples_per_prompt"):
+            _positive(name, getattr(self, name), integer=True)
+        for name in ("eval_every", "checkpoint_every"):
+            _positive(name, getattr(self, name), integer=True, allow_zero=True)
+        if self.max_minutes is not None:
+            _positive("max_minutes", self.max_minutes)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"Expected seed to be an int, got {self.seed!r}")
+        if self.agent_options is None:
+            self.agent_options = main_job_options(self.agent)
+        if not isinstance(self.agent_options, dict):
+            raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
+        config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
 
 
 def main_job_options(agent: str) -> dict[str, Any]:
@@ -80,23 +98,6 @@ def main_job_options(agent: str) -> dict[str, Any]:
     if agent.lower() == "dqn":
         return {k: v for k, v in MAIN_JOB_OPTIONS.items() if not k.startswith("kl_")}
     return dict(MAIN_JOB_OPTIONS)
-
-
-def setting_docs(cls: type | None = None) -> dict[str, str]:
-    """Field name -> the docstring under it in the dataclass source (`TrainSettings` by default), for ``--help``."""
-    import ast
-    import inspect
-    import itertools
-    import textwrap
-
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls or TrainSettings)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in itertools.pairwise(body):
-        is_doc = isinstance(following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
-            docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
 
 
 def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.sb3 import make_sb3_env
 from textgen_env import TextGenVectorEnv
 
 
@@ -23,5 +24,27 @@ def keyword_env(tiny):
         )
         settings.update(kwargs)
         return TextGenVectorEnv(num_envs=num_envs, **settings)
+
+    return factory
+
+
+@pytest.fixture
+def sb3_env(tiny):
+    """SB3 VecEnv of tiny-model envs: reward 1 when the 4-token completion contains 'great'."""
+    model, tokenizer = tiny
+
+    def factory(num_envs: int = 8, **kwargs):
+        settings = dict(
+            model=model,
+            tokenizer=tokenizer,
+            reward="keyword",
+            reward_kwargs={"keywords": ["great"]},
+            max_new_tokens=4,
+            max_prompt_tokens=8,
+            prompts=["the movie was", "i think it was"],
+            seed=0,
+        )
+        settings.update(kwargs)
+        return make_sb3_env(num_envs, **settings)
 
     return factory

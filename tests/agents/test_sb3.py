@@ -33,28 +33,6 @@ from textgen_env.testing import tiny_model, tiny_tokenizer
 PROMPTS = ["the movie was", "i think it was"]
 
 
-@pytest.fixture
-def sb3_env(tiny):
-    """SB3 VecEnv of tiny-model envs: reward 1 when the 4-token completion contains 'great'."""
-    model, tokenizer = tiny
-
-    def factory(num_envs: int = 8, **kwargs):
-        settings = dict(
-            model=model,
-            tokenizer=tokenizer,
-            reward="keyword",
-            reward_kwargs={"keywords": ["great"]},
-            max_new_tokens=4,
-            max_prompt_tokens=8,
-            prompts=PROMPTS,
-            seed=0,
-        )
-        settings.update(kwargs)
-        return make_sb3_env(num_envs, **settings)
-
-    return factory
-
-
 def lm_ppo(env, tokenizer, model, **kwargs) -> PPO:
     settings = dict(n_steps=16, batch_size=32, n_epochs=4, learning_rate=1e-2, seed=0)
     settings.update(kwargs)

@@ -135,19 +135,9 @@ def test_cli_train_generate_eval(tiny_run, capsys):
     assert summary["gain"] == pytest.approx(summary["reward"] - summary["reward_before"], abs=1e-9)
 
 
-def test_cli_unknown_agent_lists_valid_ones(tiny_run):
+def test_cli_unknown_agent_lists_valid_ones(tiny_run, capsys):
     _, root = tiny_run
-    with pytest.raises(ValueError, match=r"Expected agent to be one of \['dqn', 'grpo', 'ppo', 'reinforce'\]"):
-        main(
-            [
-                "train",
-                "--agent",
-                "sac",
-                "--model",
-                str(root / "tiny"),
-                "--reward",
-                "keyword",
-                "--output",
-                str(root / "x"),
-            ]
-        )
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--agent", "sac", "--model", str(root / "tiny"), "--output", str(root / "x")])
+    assert exit_info.value.code == 2
+    assert "Expected agent to be one of ['dqn', 'grpo', 'ppo', 'reinforce'], got 'sac'" in capsys.readouterr().err
