@@ -12,8 +12,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +21,13 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
 from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
 from agents.policy import EpisodeTensors, LMPolicy
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
+from textgen_env.storage import atomic_folder
 
 __all__ = ["Agent", "Callback", "Episode", "Rollout"]
 
@@ -327,41 +327,23 @@ class Agent(abc.ABC):
         """Restore what `extra_state` returned."""
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint folder atomically: a staging folder is filled, then swapped in with renames."""
+        """Write a checkpoint folder atomically (`textgen_env.storage.atomic_folder`): a kill at any moment leaves
+        the previous checkpoint or this one, which `load` finds."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-        try:
+        meta = {"algorithm": self.name, "iteration": self.iteration, "num_timesteps": self.num_timesteps}
+        with atomic_folder(target, name="checkpoint") as staging:
             torch.save(self.state(), staging / "agent.pt")
-            (staging / "meta.json").write_text(
-                json.dumps({"algorithm": self.name, "iteration": self.iteration, "num_timesteps": self.num_timesteps})
-            )
-            retired = None
-            if target.exists():
-                retired = target.with_name(f".{target.name}.old")
-                shutil.rmtree(retired, ignore_errors=True)
-                os.replace(target, retired)
-            os.replace(staging, target)
-            if retired is not None:
-                shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            (staging / "meta.json").write_text(json.dumps(meta))
         return target
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], env: Any, **kwargs: Any) -> Agent:
-        """Rebuild an agent from a checkpoint folder written by `save` and continue where it stopped."""
-        folder = Path(path)
-        if not (folder / "agent.pt").is_file():
-            retired = folder.with_name(f".{folder.name}.old")
-            if (retired / "agent.pt").is_file():  # a crash between the two renames of `save`
-                folder = retired
-            else:
-                raise FileNotFoundError(f"Expected a checkpoint folder containing agent.pt, got {str(path)!r}")
-        try:
-            state = torch.load(folder / "agent.pt", map_location="cpu", weights_only=False)
-        except Exception as error:
-            raise ValueError(f"Expected a readable checkpoint in {str(path)!r}, got a corrupt file: {error}") from error
+        """Rebuild an agent from a checkpoint folder written by `save` and continue where it stopped.
+
+        A folder left mid-swap by a kill is recovered first (`textgen_env.storage.recover_folder`); a truncated or
+        corrupt ``agent.pt`` is reported by name, and the retired copy is used when it is intact.
+        """
+        state = read_checkpoint(path)
         if state.get("algorithm") != cls.name and cls.name != "agent":
             raise ValueError(f"Expected a {cls.name} checkpoint, got one written by {state.get('algorithm')!r}")
         agent = cls(env, cls.config_class.from_dict(state["config"], strict=False), **kwargs)

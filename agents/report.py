@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
-__all__ = ["plot_curves", "write_json_atomic"]
+from textgen_env.storage import atomic_write
 
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=2, ensure_ascii=False)
-    os.replace(temporary, path)
+__all__ = ["plot_curves"]
 
 
 def _read_progress(path: Path) -> list[dict[str, float]]:
@@ -63,7 +52,6 @@ def plot_curves(
     kl_axis.set_title("KL to the reference model")
     kl_axis.legend(loc="best", fontsize=8)
     figure.suptitle(title)
-    output_png = Path(output_png)
-    figure.savefig(output_png, dpi=120)
+    output_png = atomic_write(output_png, lambda path: figure.savefig(path, dpi=120, format="png"))
     plt.close(figure)
     return output_png

@@ -19,10 +19,19 @@ from agents import agent_class
 from agents.base import Agent
 from agents.config import _positive
 from agents.evaluation import EvalResult, evaluate, paired_gain
-from agents.report import plot_curves, write_json_atomic
+from agents.report import plot_curves
+from agents.run_folder import (
+    RunLock,
+    check_free_space,
+    check_writable,
+    resume_point,
+    run_started,
+    trim_progress,
+)
 from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
+from textgen_env.storage import atomic_folder, atomic_write_json, fault_point
 
 __all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training"]
 
@@ -100,7 +109,7 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return dict(MAIN_JOB_OPTIONS)
 
 
-def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
+def _build(settings: TrainSettings, started_before: bool = False) -> tuple[TextGenVectorEnv, Agent]:
     env = TextGenVectorEnv(
         num_envs=settings.num_envs,
         model=settings.model,
@@ -109,12 +118,18 @@ def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
         max_new_tokens=settings.max_new_tokens,
     )
     cls = agent_class(settings.agent)
-    checkpoint = Path(settings.output) / "checkpoint"
-    if settings.resume and (checkpoint / "agent.pt").is_file():
+    checkpoint = resume_point(Path(settings.output), settings.resume, started_before)
+    if checkpoint is not None:
         return env, cls.load(checkpoint, env)
-    if settings.resume and not checkpoint.exists():
-        raise FileNotFoundError(f"Expected a checkpoint to resume from in {str(checkpoint)!r}, got none")
     return env, cls(env, seed=settings.seed, **settings.agent_options)
+
+
+def _needed_bytes(agent: Agent) -> int:
+    """Disk a run needs: two checkpoints at once (weights, AdamW's two moments per trained weight) and the export."""
+    model = agent.policy.model
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trained = sum(p.numel() * p.element_size() for p in agent.policy.trainable_parameters())
+    return 2 * (weights + 2 * trained) + weights
 
 
 def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
@@ -139,7 +154,7 @@ def _load_or_run_before(agent: Agent, env: TextGenVectorEnv, settings: TrainSett
             )
         return stored
     result = _evaluate(agent, env, settings)
-    write_json_atomic(path, result.to_dict())
+    atomic_write_json(path, result.to_dict())
     return result
 
 
@@ -152,12 +167,25 @@ def _describe(label: str, result: EvalResult) -> str:
 
 
 def run_training(settings: TrainSettings) -> dict[str, Any]:
-    """Run the main job; returns the report (also written to ``output/report.json``)."""
-    started = time.perf_counter()
+    """Run the main job; returns the report (also written to ``output/report.json``).
+
+    Refuses to start (before any training) when the output folder is not writable, its disk lacks the space of two
+    checkpoints and the exported model, or another run holds the folder's lock; see `agents.run_folder` for what a
+    kill leaves and how ``resume`` continues from it.
+    """
     output = Path(settings.output)
-    output.mkdir(parents=True, exist_ok=True)
+    check_writable(output)
+    started_before = run_started(output)
+    with RunLock(output):
+        return _run(settings, output, started_before)
+
+
+def _run(settings: TrainSettings, output: Path, started_before: bool) -> dict[str, Any]:
+    started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    env, agent = _build(settings)
+    env, agent = _build(settings, started_before)
+    check_free_space(output, _needed_bytes(agent))
+    trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
     logger = RunLogger(output, settings.steps, agent.num_timesteps, tensorboard=settings.tensorboard)
     logger.write(_describe("before", before))
@@ -178,6 +206,7 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
                 {"eval/reward_mean": quick.reward.mean, "eval/kl": quick.kl.mean, "eval/distinct2": quick.distinct2}
             )
         logger.log(stats)
+        fault_point("iteration:logged")
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > settings.max_minutes * 60
         return not out_of_time
 
@@ -190,7 +219,8 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     train_seconds = time.perf_counter() - loop_start
     logger.close()
     after = _evaluate(agent, env, settings)
-    write_json_atomic(output / "eval_after.json", after.to_dict())
+    atomic_write_json(output / "eval_after.json", after.to_dict())
+    fault_point("eval_after:written")
     gain = paired_gain(before, after)
     _export_model(agent, output / "model")
     model_name = settings.model or DEFAULT_MODEL
@@ -222,8 +252,8 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
         "settings": {k: v for k, v in asdict(settings).items()},
         "agent_config": agent.config.to_dict(),
     }
-    write_json_atomic(output / "samples.json", {"before": before.samples, "after": after.samples})
-    write_json_atomic(output / "report.json", report)
+    atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
+    atomic_write_json(output / "report.json", report)
     plot_curves(
         output / "progress.csv",
         output / "curves.png",
@@ -235,17 +265,12 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
 
 
 def _export_model(agent: Agent, folder: Path) -> None:
-    """Save the trained LM (LoRA merged into a copy) with its tokenizer in Hugging Face format."""
+    """Save the trained LM (LoRA merged into a copy) with its tokenizer in Hugging Face format, atomically."""
     import copy
-    import shutil
-    import tempfile
 
     model = agent.policy.model
     if agent.config.lora_rank > 0:
         model = copy.deepcopy(model).merge_and_unload()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".model-", dir=folder.parent))
-    model.save_pretrained(staging)
-    agent.policy.tokenizer.save_pretrained(staging)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with atomic_folder(folder, name="export") as staging:
+        model.save_pretrained(staging)
+        agent.policy.tokenizer.save_pretrained(staging)

@@ -63,11 +63,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from agents.config import GRPOConfig as OurGRPOConfig
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.policy import LMPolicy
-from agents.report import write_json_atomic
 from agents.training import MAIN_JOB_OPTIONS, TrainSettings, run_training
 from textgen_env import TextGenVectorEnv, load_model, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL, default_model_path
 from textgen_env.rewards import make_reward
+from textgen_env.storage import atomic_write_json
 from textgen_env.testing import tiny_model_and_tokenizer
 
 REWARD = "sentiment"
@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             del model
             gc.collect()
-            write_json_atomic(args.output, {"model": model_name, "settings": settings, "rows": rows})
+            atomic_write_json(args.output, {"model": model_name, "settings": settings, "rows": rows})
     print_table(rows)
     print(f"\nwrote {args.output}")
 

@@ -47,3 +47,13 @@ def make_vec_env(tiny) -> Callable[..., TextGenVectorEnv]:
         return TextGenVectorEnv(num_envs=num_envs, **kwargs)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny, tmp_path_factory) -> str:
+    """The tiny model and tokenizer saved with save_pretrained, for code that loads `model=` by path (subprocesses)."""
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model, tokenizer = tiny
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -210,3 +210,23 @@ def test_prompt_from_callable_uses_the_env_generator(make_env):
     env = make_env(prompts=lambda rng: f"the {['dog', 'cat', 'king'][rng.integers(3)]} was")
     seen = [env.reset(seed=s)[1]["prompt"] for s in range(12)]
     assert len(set(seen)) > 1 and seen == [env.reset(seed=s)[1]["prompt"] for s in range(12)]
+
+
+@pytest.mark.parametrize(("action_mode", "observation_mode"), MODES, ids=MODE_IDS)
+def test_reset_option_prompt_starts_from_the_given_text(make_env, tiny, action_mode, observation_mode):
+    kwargs = {"action_mode": action_mode, "observation_mode": observation_mode, "reward": "keyword"}
+    env = make_env(prompts=["the dog"], **kwargs)
+    obs, info = env.reset(seed=0, options={"prompt": "the movie was"})
+    assert info["prompt"] == "the movie was" and env.batch.prompts[0].references == ()
+    listed = make_env(prompts=["the movie was"], **kwargs)  # the same prompt drawn from a source
+    listed_obs, _ = listed.reset(seed=0)
+    for _ in range(3):
+        if observation_mode == "hidden":
+            np.testing.assert_allclose(obs, listed_obs, atol=1e-5)
+        else:
+            assert _prompt_ids(obs) == _prompt_ids(listed_obs)
+        obs, reward, _, _, info = env.step(1)
+        listed_obs, listed_reward, _, _, listed_info = listed.step(1)
+        assert reward == pytest.approx(listed_reward) and info["text"] == listed_info["text"]
+    _, info = env.reset()
+    assert info["prompt"] == "the dog"  # without the option the source is drawn from again

@@ -19,7 +19,7 @@ from textgen_env.testing import tiny_model
         ({"reward_mode": "often"}, ValueError, r"Expected reward_mode to be one of \['sparse', 'dense'\], got 'often'"),
         ({"action_mode": "words"}, ValueError, r"Expected action_mode to be one of \['vocab', 'top_k'\], got 'words'"),
         ({"observation_mode": "pixels"}, ValueError, r"observation_mode to be one of \['tokens', 'hidden'\]"),
-        ({"render_mode": "rgb_array"}, ValueError, r"Expected render_mode to be one of \['human', 'ansi'\]"),
+        ({"render_mode": "rgb"}, ValueError, r"render_mode to be one of \['human', 'ansi', 'rgb_array'\], got 'rgb'"),
         ({"prompts": "no_such_set"}, ValueError, r"built-in set name \(movie_reviews, stories, facts.*'no_such_set'"),
         ({"prompts": "movie_reviews:test"}, ValueError, r"Expected a split in \('train', 'eval'\).*got 'test'"),
         ({"prompts": []}, ValueError, r"Expected prompts to hold at least one string, got an empty list"),

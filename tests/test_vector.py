@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from textgen_env import TextGenEnv, TextGenVectorEnv
 
@@ -145,3 +146,99 @@ def test_vector_bad_input(make_vec_env):
 def test_single_env_class_is_registered(tiny):
     env = gym.make("TextGen-v0", model=tiny[0], tokenizer=tiny[1])
     assert isinstance(env.unwrapped, TextGenEnv)
+
+
+HELD_MODES = [
+    {"action_mode": "top_k", "top_k": 4, "observation_mode": "hidden", "reward": "keyword", "reward_mode": "dense"},
+    {"observation_mode": "hidden", "kl_coef": 0.1, "reward_mode": "dense"},
+    {"action_mode": "top_k", "top_k": 3, "stop_strings": ["."]},
+]
+HELD_IDS = ["topk-hidden-dense", "vocab-hidden-kl", "topk-tokens-stop"]
+
+
+def _actions(vec, rng):
+    return rng.integers(0, vec.single_action_space.n, size=vec.num_envs)
+
+
+@pytest.mark.parametrize("kwargs", HELD_MODES, ids=HELD_IDS)
+def test_masked_reset_leaves_the_other_slots_exactly_as_they_were(make_vec_env, kwargs):
+    partial, plain = (make_vec_env(NUM_ENVS, max_new_tokens=5, **kwargs) for _ in range(2))
+    partial.reset(seed=3)
+    plain.reset(seed=3)
+    rng = np.random.default_rng(1)
+    held = slice(1, None)  # slot 0 is reset mid-episode, slots 1 and 2 hold
+    for t in range(14):
+        if t == 2:
+            mask = np.array([True, False, False])
+            obs, infos = partial.reset(seed=40, options={"reset_mask": mask})
+            assert infos["_prompt"].tolist() == mask.tolist()  # infos only of the reset slot
+            assert not partial.batch.done.any()
+            rewards = np.zeros(NUM_ENVS)
+        else:
+            actions = _actions(plain, rng)
+            obs, rewards, terminated, _, infos = partial.step(actions)
+            plain_obs, plain_rewards, plain_terminated, _, plain_infos = plain.step(actions)
+            np.testing.assert_allclose(rewards[held], plain_rewards[held], atol=1e-9)
+            assert terminated[held].tolist() == plain_terminated[held].tolist()
+            assert list(infos["text"][held]) == list(plain_infos["text"][held])
+        plain_obs = plain.batch.observation()
+        if isinstance(obs, dict):
+            np.testing.assert_array_equal(obs["input_ids"][held], plain_obs["input_ids"][held])
+        else:
+            np.testing.assert_allclose(obs[held], plain_obs[held], atol=1e-5)
+        torch.testing.assert_close(partial.batch.logits[held], plain.batch.logits[held], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(partial.batch.returns[held], plain.batch.returns[held], atol=1e-9)
+        np.testing.assert_allclose(partial.batch.reference_logprobs[held], plain.batch.reference_logprobs[held])
+        assert rewards.shape == (NUM_ENVS,)
+
+
+@pytest.mark.parametrize("slot", [0, 2], ids=["first-slot", "last-slot"])
+def test_masked_reset_seeds_the_reset_slot_like_a_single_env(make_env, make_vec_env, slot):
+    kwargs = {"action_mode": "top_k", "top_k": 3, "observation_mode": "hidden", "max_new_tokens": 4}
+    vec = make_vec_env(NUM_ENVS, **kwargs)
+    vec.reset(seed=0)
+    vec.step(np.zeros(NUM_ENVS, dtype=np.int64))
+    mask = np.arange(NUM_ENVS) == slot
+    obs, infos = vec.reset(seed=50, options={"reset_mask": mask})
+    single = make_env(**kwargs)
+    single_obs, single_info = single.reset(seed=50 + slot)  # an int seed gives slot i seed + i
+    assert infos["prompt"][slot] == single_info["prompt"]
+    np.testing.assert_allclose(obs[slot], single_obs, atol=1e-5)
+    rng = np.random.default_rng(2)
+    for _ in range(8):  # the reset slot's episodes and autoresets follow the single env's
+        actions = rng.integers(0, 3, size=NUM_ENVS)
+        obs, reward, terminated, _, infos = vec.step(actions)
+        if single.batch.done[0]:
+            single_obs, single_info = single.reset()
+            single_reward, single_terminated = 0.0, False
+        else:
+            single_obs, single_reward, single_terminated, _, single_info = single.step(int(actions[slot]))
+        np.testing.assert_allclose(obs[slot], single_obs, atol=1e-5)
+        assert reward[slot] == pytest.approx(single_reward) and terminated[slot] == single_terminated
+        assert infos["text"][slot] == single_info["text"]
+
+
+def test_masked_reset_clears_only_the_reset_slots_autoreset(make_vec_env):
+    vec = make_vec_env(2, max_new_tokens=2, prompts=["the dog", "the cat"])
+    vec.reset(seed=0)
+    vec.step(np.array([5, 5]))
+    _, _, terminated, _, _ = vec.step(np.array([6, 6]))
+    assert terminated.all()
+    vec.reset(options={"reset_mask": np.array([True, False])})
+    _, rewards, _, _, infos = vec.step(np.array([7, 7]))
+    assert infos["text"][0] != "" and infos["text"][1] == ""  # slot 0 stepped, slot 1 autoreset
+    assert rewards[1] == 0.0 and "prompt_tokens" in infos and infos["_prompt_tokens"].tolist() == [False, True]
+
+
+def test_prompt_options_of_the_vector_env(make_vec_env):
+    vec = make_vec_env(NUM_ENVS, prompts=["the dog"])
+    _, infos = vec.reset(seed=0, options={"prompt": "a story"})
+    assert list(infos["prompt"]) == ["a story"] * NUM_ENVS
+    given = ["the movie was", None, "once"]
+    obs, infos = vec.reset(options={"prompt": given})
+    assert list(infos["prompt"]) == ["the movie was", "the dog", "once"]
+    ids = vec.tokenizer("once")["input_ids"]
+    assert obs["input_ids"][2, -len(ids) :].tolist() == ids and obs["attention_mask"][2].sum() == len(ids)
+    mask = np.array([False, True, False])
+    _, infos = vec.reset(options={"reset_mask": mask, "prompt": ["ignored", "it was", "ignored"]})
+    assert infos["prompt"][1] == "it was" and vec.batch.prompts[0].text == "the movie was"

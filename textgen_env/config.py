@@ -20,7 +20,7 @@ __all__ = ["ACTION_MODES", "OBSERVATION_MODES", "RENDER_MODES", "TextGenConfig"]
 
 ACTION_MODES = ("vocab", "top_k")
 OBSERVATION_MODES = ("tokens", "hidden")
-RENDER_MODES = ("human", "ansi")
+RENDER_MODES = ("human", "ansi", "rgb_array")
 
 
 def _choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
@@ -67,8 +67,9 @@ class TextGenConfig:
     """In 'vocab' mode, action_masks() allows only the env model's nucleus of mass top_p (None: no limit)."""
     observation_mode: Literal["tokens", "hidden"] = "tokens"
     """'tokens': Dict of left-padded input_ids/attention_mask; 'hidden': the env model's last hidden state."""
-    render_mode: Literal["human", "ansi"] | None = None
-    """'human' prints prompt, completion and reward; 'ansi' returns them as a string."""
+    render_mode: Literal["human", "ansi", "rgb_array"] | None = None
+    """'human' prints prompt, completion and reward; 'ansi' returns them as a string; 'rgb_array' returns them drawn
+    as a fixed-size (384, 640, 3) uint8 picture, the newest token highlighted (for video recorders)."""
     kl_coef: float = 0.0
     """> 0 adds kl_coef * log pi_ref(a_t | s_t) to every step's reward, pi_ref being the env's frozen model. On its
     own that is a bonus for text the reference finds likely, not a KL penalty: for a KL penalty with stock SB3 use

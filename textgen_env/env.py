@@ -10,6 +10,7 @@ from gymnasium.error import ResetNeeded
 
 from textgen_env.config import TextGenConfig
 from textgen_env.episodes import EpisodeBatch
+from textgen_env.reset_options import single_env_options
 from textgen_env.spaces import action_space, observation_space
 
 __all__ = ["TextGenEnv"]
@@ -45,6 +46,8 @@ class TextGenEnv(gym.Env):
 
     ## Starting State
     A prompt from `prompts` (left-truncated to ``max_prompt_tokens``) and an empty completion.
+    ``reset(options={"prompt": "text"})`` starts from that prompt instead of drawing one (it has no references);
+    other option keys raise ``ValueError``.
 
     ## Episode End
     The episode terminates when the EOS token is chosen (``stop_on_eos``), the completion contains one of
@@ -63,8 +66,10 @@ class TextGenEnv(gym.Env):
     | action_mode / top_k | "vocab" / 10 | action space |
     | mask_top_k / mask_top_p | None / None | what `action_masks()` allows in vocab mode |
     | observation_mode | "tokens" | "tokens" or "hidden" |
-    | render_mode | None | "human" or "ansi" |
+    | render_mode | None | "human" (print), "ansi" (str) or "rgb_array" (a (384, 640, 3) uint8 picture) |
     | device / dtype | "cpu" / "float32" | for the env's own model work |
+
+    ``reset`` options: ``"prompt"`` (a str to start from); `TextGenVectorEnv` also takes ``"reset_mask"``.
 
     ``info`` holds ``prompt``, ``text`` (completion so far), ``token`` (the chosen token's text),
     ``reward_components``, and at the end ``stop_reason`` and ``episode_return``.
@@ -73,7 +78,7 @@ class TextGenEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": ["human", "ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["human", "ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, **kwargs: Any) -> None:
         self.config = TextGenConfig(**kwargs)
@@ -92,8 +97,9 @@ class TextGenEnv(gym.Env):
         return self.batch.model
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        prompt = single_env_options(options)
         super().reset(seed=seed)
-        step = self.batch.advance(None, np.ones(1, dtype=bool), [self.np_random])
+        step = self.batch.advance(None, np.ones(1, dtype=bool), [self.np_random], prompts=[prompt])
         if self.render_mode == "human":
             self.render()
         return self.batch.observation(0), step.infos[0]
@@ -123,10 +129,14 @@ class TextGenEnv(gym.Env):
         """Allowed actions as a bool array of the action space's size (for MaskablePPO)."""
         return self.batch.action_masks()[0]
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:
-            gym.logger.warn("Calling render without a render_mode; pass render_mode='human' or 'ansi' to TextGenEnv")
+            gym.logger.warn(
+                "Calling render without a render_mode; pass render_mode='human', 'ansi' or 'rgb_array' to TextGenEnv"
+            )
             return None
+        if self.render_mode == "rgb_array":
+            return self.batch.render_rgb(0)
         text = self.batch.render_text(0)
         if self.render_mode == "ansi":
             return text

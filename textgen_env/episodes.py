@@ -1,9 +1,10 @@
 """`EpisodeBatch`: the state and rules of N parallel text-generation episodes ("slots"), stepped together.
 
 Both `TextGenEnv` (one slot) and `TextGenVectorEnv` (N slots) are thin shells over this class, so a vector env gives
-exactly the results of N single envs. One call to `advance` restarts some slots with new prompts and appends one token
-to the others; when the env runs its own model (top-k candidates, hidden observations, action masks) that is one
-KV-cached single-token forward for all slots together (`SlotKVCache`).
+exactly the results of N single envs. One call to `advance` restarts some slots with new prompts, appends one token
+to others and leaves the rest idle (exactly as they are, finished or not); when the env runs its own model (top-k
+candidates, hidden observations, action masks) that is one KV-cached single-token forward for all slots together
+(`SlotKVCache`, which holds the idle slots' rows).
 
 Token observations are **left-padded**: a slot's newest token is always in the last position.
 """
@@ -28,6 +29,7 @@ from textgen_env.models import (
     prepare_tokenizer,
 )
 from textgen_env.prompts import Prompt, make_prompt_source
+from textgen_env.rendering import render_frame
 from textgen_env.rewards import RewardShaper, make_reward
 from textgen_env.spaces import HIDDEN_BOUND
 
@@ -149,23 +151,22 @@ class EpisodeBatch:
         restart: np.ndarray,
         rngs: Sequence[np.random.Generator | None],
         idle: np.ndarray | None = None,
+        prompts: Sequence[Prompt | None] | None = None,
     ) -> StepBatch:
-        """Restart the slots where `restart` is True (new prompt from their generator) and step the others.
+        """Restart the slots where `restart` is True (new prompt), leave the idle ones and step the others.
 
         Args:
-            actions: (N,) action per slot; entries of restarting and idle slots are ignored. None when all slots
-                restart.
+            actions: (N,) action per slot; entries of restarting and idle slots are ignored. None when no slot
+                steps.
             restart: (N,) bool.
             rngs: per slot, the generator that picks its next prompt (used only for restarting slots).
-            idle: (N,) bool, finished slots that neither restart nor step: they stay finished, nothing is scored,
-                their reward is 0.
+            idle: (N,) bool, slots that neither restart nor step, finished or not: their episode (tokens, returns,
+                reward state, model outputs) stays exactly as it is, nothing is scored, their reward is 0.
+            prompts: per slot, the prompt a restarting slot starts from; None (or a None entry) draws one from the
+                slot's generator.
         """
         result = StepBatch(self.num_slots)
         idle = np.zeros(self.num_slots, dtype=bool) if idle is None else np.asarray(idle, dtype=bool) & ~restart
-        if (idle & ~self.done).any():
-            raise RuntimeError(
-                f"Expected idle slots to hold finished episodes, got slot {int(np.argmax(idle & ~self.done))}"
-            )
         restarting = np.flatnonzero(restart)
         stepping = np.flatnonzero(~restart & ~idle)
         if len(stepping):
@@ -178,19 +179,16 @@ class EpisodeBatch:
                 self.reference_logprobs[stepping] = chosen.double().cpu().numpy()
             self._append(stepping, tokens)
         for i in restarting:
-            self._restart(int(i), rngs[i])
+            self._restart(int(i), rngs[i], None if prompts is None else prompts[i])
         self.started = True
         if len(stepping):
             self._score(stepping, result)
         if self._kv is not None:
-            # an idle slot is fed its last token again: its row is thrown away at its next restart
             tokens = [
-                self.prompt_token_ids(self.prompts[i].text)
-                if restart[i]
-                else (self.completion_ids[i][-1:] or [self.pad_token_id])
+                self.prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
                 for i in range(self.num_slots)
             ]
-            out = self._kv.advance(tokens, restart.tolist())
+            out = self._kv.advance(tokens, restart.tolist(), hold=idle.tolist())  # idle rows keep their outputs
             self._full_logits = out.logits  # (N, rows): log-probs normalise over every row the model has
             self.logits = out.logits[:, : self.vocab_size]
             if out.hidden is not None:
@@ -269,10 +267,12 @@ class EpisodeBatch:
         for j, row in enumerate(rows_list):
             self.last_components[row] = {key: float(values[j]) for key, values in parts.items()}
 
-    def _restart(self, slot: int, rng: np.random.Generator | None) -> None:
-        if rng is None:
-            raise RuntimeError(f"Expected a random generator for slot {slot}, got None")
-        self.prompts[slot] = prompt = self.prompt_source.sample(rng)
+    def _restart(self, slot: int, rng: np.random.Generator | None, prompt: Prompt | None = None) -> None:
+        if prompt is None:
+            if rng is None:
+                raise RuntimeError(f"Expected a random generator for slot {slot}, got None")
+            prompt = self.prompt_source.sample(rng)
+        self.prompts[slot] = prompt
         ids = self.prompt_token_ids(prompt.text)
         self.input_ids[slot] = self.pad_token_id
         self.attention_mask[slot] = 0
@@ -364,6 +364,19 @@ class EpisodeBatch:
             keep_sorted = mass_before < self.config.mask_top_p
             allowed &= torch.zeros_like(allowed).scatter(-1, order, keep_sorted)
         return allowed.cpu().numpy()
+
+    def render_rgb(self, slot: int = 0) -> np.ndarray:
+        """Prompt, completion (newest token highlighted) and reward of `slot` as an (H, W, 3) uint8 picture."""
+        return render_frame(
+            self.prompts[slot].text,
+            self.completions[slot],
+            self.last_tokens[slot],
+            float(self.last_rewards[slot]),
+            float(self.returns[slot]),
+            tokens=len(self.completion_ids[slot]),
+            max_tokens=self.config.max_new_tokens,
+            stop_reason=self.stop_reasons[slot],
+        )
 
     def render_text(self, slot: int = 0) -> str:
         """Prompt, completion and reward of `slot` as plain text."""

@@ -5,11 +5,14 @@ cache is kept **right-aligned**: every slot's newest token sits in the last colu
 all slots. A slot that starts a new episode gets its prompt pre-filled in a separate forward (batched over the slots
 that reset together) and written into its row, right-aligned; columns that no slot uses any more are trimmed, so
 the cache never grows past the longest live episode. Position ids are passed explicitly, so left padding does not
-shift positions.
+shift positions. A *held* slot sits a step out: its new column is masked out and its position does not move, so
+its next real step sees exactly the tokens it had (the masked column is a gap, like left padding), and its outputs
+repeat its previous ones.
 
     cache = SlotKVCache(model, num_slots=2)
     out = cache.advance([[5, 6, 7], [8]], reset=[True, True])   # two prompts
     out = cache.advance([[9], [10]], reset=[False, False])       # one generated token each
+    out = cache.advance([[11], []], reset=[False, False], hold=[False, True])  # slot 1 sits this step out
     out.logits.shape  # (2, vocab): next-token logits of each slot
 """
 
@@ -28,14 +31,25 @@ __all__ = ["SlotKVCache", "SlotStep", "cache_keyword", "forward_with_cache"]
 
 
 @memoize
-def _cache_keyword_of(model_class: type) -> str:
+def _cache_keyword_of(model_class: type) -> str | None:
     parameters = inspect.signature(model_class.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    return None  # a wrapper that forwards **kwargs (e.g. a peft model): ask the model it wraps
 
 
 def cache_keyword(model: PreTrainedModel) -> str:
-    """The forward argument that takes the KV cache: ``cache`` (transformers >= 5.x) or ``past_key_values``."""
-    return _cache_keyword_of(type(model))
+    """The forward argument that takes the KV cache: ``cache`` (transformers >= 5.x) or ``past_key_values``.
+
+    A wrapper whose forward passes ``**kwargs`` through (a peft ``PeftModel``) gets the keyword of the model it wraps,
+    so a LoRA policy does not fall back to the deprecated name.
+    """
+    keyword = _cache_keyword_of(type(model))
+    base = getattr(model, "get_base_model", None)
+    if keyword is None and callable(base) and base() is not model:
+        return cache_keyword(base())
+    return keyword or "past_key_values"
 
 
 def forward_with_cache(model: PreTrainedModel, cache: DynamicCache | None, **inputs: Any) -> tuple[Any, DynamicCache]:
@@ -74,6 +88,7 @@ class SlotKVCache:
         self._cache: DynamicCache | None = None
         self._mask = torch.zeros((num_slots, 0), dtype=torch.long, device=self.device)  # (B, S) 1 = valid column
         self.lengths = torch.zeros(num_slots, dtype=torch.long, device=self.device)  # (B,) tokens held per slot
+        self._last: SlotStep | None = None  # the latest outputs, repeated for held slots
 
     @property
     def columns(self) -> int:
@@ -81,30 +96,47 @@ class SlotKVCache:
         return self._mask.shape[1]
 
     @torch.inference_mode()
-    def advance(self, tokens: Sequence[Sequence[int]], reset: Sequence[bool]) -> SlotStep:
-        """Append tokens to every slot and return each slot's next-token outputs.
+    def advance(
+        self, tokens: Sequence[Sequence[int]], reset: Sequence[bool], hold: Sequence[bool] | None = None
+    ) -> SlotStep:
+        """Append tokens to every slot that is not held and return each slot's next-token outputs.
 
         Args:
             tokens: per slot, the tokens to append: exactly one for a continuing slot; the whole prompt (at least
-                one token) for a slot with ``reset=True``, which forgets its previous tokens first.
+                one token) for a slot with ``reset=True``, which forgets its previous tokens first; ignored for a
+                held slot.
             reset: per slot, whether it starts a new stream.
+            hold: per slot, whether it sits this step out: its stream and outputs stay exactly as they were.
         """
-        if len(tokens) != self.num_slots or len(reset) != self.num_slots:
+        hold = [False] * self.num_slots if hold is None else list(hold)
+        if len(tokens) != self.num_slots or len(reset) != self.num_slots or len(hold) != self.num_slots:
             raise ValueError(
-                f"Expected tokens and reset for {self.num_slots} slots, got {len(tokens)} and {len(reset)}"
+                f"Expected tokens, reset and hold for {self.num_slots} slots, got {len(tokens)}, {len(reset)} "
+                f"and {len(hold)}"
             )
-        restarting = [i for i in range(self.num_slots) if reset[i]]
         for i in range(self.num_slots):
+            if hold[i]:
+                if reset[i] or self._last is None:
+                    raise ValueError(
+                        f"Expected held slot {i} to be a started stream that does not reset, got "
+                        f"reset={bool(reset[i])}, started={self._last is not None}"
+                    )
+                continue
             expected = "at least 1" if reset[i] else "exactly 1"
             if (reset[i] and len(tokens[i]) < 1) or (not reset[i] and len(tokens[i]) != 1):
                 raise ValueError(f"Expected {expected} token(s) for slot {i}, got {len(tokens[i])}")
+        if all(hold):
+            return self._last
+        restarting = [i for i in range(self.num_slots) if reset[i]]
         if restarting:
             self._restart(restarting, [list(tokens[i][:-1]) for i in restarting])
-        last_tokens = torch.tensor([seq[-1] for seq in tokens], dtype=torch.long, device=self.device)
-        return self._step(last_tokens)
+        last_tokens = [0 if hold[i] else tokens[i][-1] for i in range(self.num_slots)]
+        held = torch.tensor(hold, dtype=torch.bool, device=self.device)
+        return self._step(torch.tensor(last_tokens, dtype=torch.long, device=self.device), held)
 
-    def _step(self, last_tokens: torch.Tensor) -> SlotStep:
-        mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)  # (B, S+1)
+    def _step(self, last_tokens: torch.Tensor, held: torch.Tensor) -> SlotStep:
+        live = (~held).long()  # (B,) 1 for slots that take a token
+        mask = torch.cat([self._mask, live[:, None]], dim=1)  # (B, S+1) a held slot's new column is a masked gap
         outputs, self._cache = forward_with_cache(
             self.model,
             self._cache,
@@ -114,9 +146,15 @@ class SlotKVCache:
             output_hidden_states=self.output_hidden,
         )
         self._mask = mask
-        self.lengths += 1
-        hidden = outputs.hidden_states[-1][:, -1].float() if self.output_hidden else None
-        return SlotStep(logits=outputs.logits[:, -1].float(), hidden=hidden)
+        self.lengths += live
+        logits = outputs.logits[:, -1].float()  # (B, V)
+        hidden = outputs.hidden_states[-1][:, -1].float() if self.output_hidden else None  # (B, H)
+        if self._last is not None and held.any():
+            logits = torch.where(held[:, None], self._last.logits, logits)
+            if hidden is not None:
+                hidden = torch.where(held[:, None], self._last.hidden, hidden)
+        self._last = SlotStep(logits=logits, hidden=hidden)
+        return self._last
 
     def _restart(self, slots: list[int], prefixes: list[list[int]]) -> None:
         """Clear `slots` and write their prefixes (all but the last prompt token) right-aligned into the cache."""

@@ -12,6 +12,7 @@ from gymnasium.vector.utils import batch_space
 
 from textgen_env.config import TextGenConfig
 from textgen_env.episodes import EpisodeBatch
+from textgen_env.reset_options import vector_env_options
 from textgen_env.spaces import action_space, observation_space
 
 __all__ = ["TextGenVectorEnv"]
@@ -25,9 +26,19 @@ class TextGenVectorEnv(VectorEnv):
     ``reset(seed=seed)``, so the results equal N single `TextGenEnv` reset with seeds ``seed, seed + 1, ...``.
     Autoreset follows Gymnasium 1.x's NEXT_STEP mode: the step after an episode ends resets that slot (its action
     is ignored, its reward is 0). Arguments are those of `TextGenEnv`, plus `num_envs`.
+
+    Reset options, as in Gymnasium's ``SyncVectorEnv``: ``options={"reset_mask": mask}`` (a bool array of shape
+    ``(num_envs,)``) resets only the masked slots, with their seeds (``seed + i`` for slot i); the other slots keep
+    their episode exactly (tokens, returns, reward state, model outputs), the observation shows all slots and the
+    infos only the reset ones. ``options={"prompt": "text"}`` starts every reset slot from that prompt,
+    ``options={"prompt": [p0, p1, ...]}`` gives one per slot (None draws one; entries of slots not reset are ignored).
     """
 
-    metadata = {"render_modes": ["human", "ansi"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {
+        "render_modes": ["human", "ansi", "rgb_array"],
+        "render_fps": 4,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
     def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -54,6 +65,11 @@ class TextGenVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
+        mask, prompts = vector_env_options(options, self.num_envs)
+        if not self.batch.started and not mask.all():
+            raise gym.error.ResetNeeded(
+                f"Expected a reset of every slot before a partial one, got options['reset_mask']={mask.tolist()}"
+            )
         if isinstance(seed, int):
             seeds: list[int | None] = [seed + i for i in range(self.num_envs)]
         elif seed is None:
@@ -64,12 +80,12 @@ class TextGenVectorEnv(VectorEnv):
                 raise ValueError(f"Expected {self.num_envs} seeds (one per env), got {len(seeds)}")
         if seeds[0] is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
-        for i, slot_seed in enumerate(seeds):
-            if slot_seed is not None:
-                self._slot_rngs[i] = seeding.np_random(slot_seed)[0]
-        step = self.batch.advance(None, np.ones(self.num_envs, dtype=bool), self._slot_rngs)
-        self._autoreset[:] = False
-        return self.batch.observation(), self._merge_infos(step.infos)
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None:
+                self._slot_rngs[i] = seeding.np_random(seeds[i])[0]
+        step = self.batch.advance(None, mask, self._slot_rngs, idle=~mask, prompts=prompts)
+        self._autoreset[mask] = False
+        return self.batch.observation(), self._merge_infos(step.infos, rows=mask)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = self._checked_actions(actions)
@@ -113,7 +129,9 @@ class TextGenVectorEnv(VectorEnv):
         """(num_envs, n_actions) bool: the allowed actions of each slot (for MaskablePPO)."""
         return self.batch.action_masks()
 
-    def render(self) -> tuple[str, ...] | None:
+    def render(self) -> tuple[str, ...] | tuple[np.ndarray, ...] | None:
+        if self.render_mode == "rgb_array":
+            return tuple(self.batch.render_rgb(i) for i in range(self.num_envs))
         texts = tuple(self.batch.render_text(i) for i in range(self.num_envs))
         if self.render_mode == "ansi":
             return texts
@@ -121,8 +139,10 @@ class TextGenVectorEnv(VectorEnv):
             print("\n".join(texts))
         return None
 
-    def _merge_infos(self, infos: list[dict[str, Any]]) -> dict[str, Any]:
+    def _merge_infos(self, infos: list[dict[str, Any]], rows: np.ndarray | None = None) -> dict[str, Any]:
+        """Gymnasium's batched infos (each key with its ``_key`` mask) of all slots, or of the `rows` mask's."""
         merged: dict[str, Any] = {}
         for i, info in enumerate(infos):
-            merged = self._add_info(merged, info, i)
+            if rows is None or rows[i]:
+                merged = self._add_info(merged, info, i)
         return merged

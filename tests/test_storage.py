@@ -1,0 +1,135 @@
+"""Crash-safe writes (`textgen_env.storage`): atomic files and folders, recovery from every state a kill between the
+steps of a swap leaves, appends from several processes that never interleave, and a lock a killed holder frees."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from textgen_env.storage import (
+    COMPLETE_MARKER,
+    RunLock,
+    append_line,
+    atomic_folder,
+    atomic_write,
+    atomic_write_json,
+    recover_folder,
+    retired_folder,
+)
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    path = atomic_write(tmp_path / "a" / "file.txt", "first")
+    atomic_write(path, b"second")
+    atomic_write_json(tmp_path / "data.json", {"x": [1, 2]})
+    atomic_write(tmp_path / "written.bin", lambda p: p.write_bytes(b"by a writer"))
+    assert path.read_text() == "second" and json.loads((tmp_path / "data.json").read_text()) == {"x": [1, 2]}
+    assert (tmp_path / "written.bin").read_bytes() == b"by a writer"
+    with pytest.raises(RuntimeError):
+        atomic_write(path, lambda p: (_ for _ in ()).throw(RuntimeError("writer failed")))
+    assert path.read_text() == "second"  # a failed write keeps the old file
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".")) == []
+
+
+def _folder(tmp_path, text: str):
+    with atomic_folder(tmp_path / "ckpt") as staging:
+        (staging / "data.txt").write_text(text)
+    return tmp_path / "ckpt"
+
+
+def test_atomic_folder_swaps_in_complete_folders(tmp_path):
+    target = _folder(tmp_path, "v1")
+    _folder(tmp_path, "v2")
+    assert (target / "data.txt").read_text() == "v2" and (target / COMPLETE_MARKER).is_file()
+    with pytest.raises(ValueError), atomic_folder(target) as staging:
+        (staging / "data.txt").write_text("v3, half")
+        raise ValueError("the writer failed")
+    assert (target / "data.txt").read_text() == "v2"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no staging or retired folders left
+
+
+@pytest.mark.parametrize(
+    "state",
+    ["between-renames", "incomplete-target", "leftover-retired"],
+)
+def test_recover_folder_from_every_state_a_kill_leaves(tmp_path, state):
+    target = _folder(tmp_path, "v1")
+    retired = retired_folder(target)
+    if state == "between-renames":  # the old version moved aside, the new one not yet in place
+        os.replace(target, retired)
+        expected = "v1"
+    elif state == "incomplete-target":  # a target without its marker beside an intact retired copy
+        os.replace(target, retired)
+        target.mkdir()
+        (target / "data.txt").write_text("partial")
+        expected = "v1"
+    else:  # the swap finished but the retired copy was not yet removed
+        retired.mkdir()
+        (retired / "data.txt").write_text("v0")
+        (retired / COMPLETE_MARKER).write_text("")
+        expected = "v1"
+    assert recover_folder(target) == target
+    assert (target / "data.txt").read_text() == expected and not retired.exists()
+    assert recover_folder(tmp_path / "missing") is None
+
+
+def _append_many(path: str, tag: str, count: int) -> None:
+    for i in range(count):
+        append_line(path, json.dumps({"writer": tag, "i": i, "padding": tag * 2000}))
+
+
+def test_appends_from_two_processes_never_interleave(tmp_path):
+    path = tmp_path / "log.jsonl"
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_append_many, args=(str(path), tag, 150)) for tag in "ab"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    lines = path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one whole record
+    assert len(records) == 300
+    for tag in "ab":
+        assert [r["i"] for r in records if r["writer"] == tag] == list(range(150))
+
+
+def test_append_after_a_cut_line_starts_a_new_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"a": 1}\n{"b": ')  # a crash cut the last record short
+    append_line(path, '{"c": 3}')
+    assert path.read_text().splitlines() == ['{"a": 1}', '{"b": ', '{"c": 3}']
+
+
+def test_a_second_holder_is_refused_and_a_killed_holder_frees_the_lock(tmp_path):
+    with RunLock(tmp_path), pytest.raises(RuntimeError, match=r"Expected no other run writing .*pid \d+"):
+        RunLock(tmp_path).acquire()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from textgen_env.storage import RunLock
+                RunLock({str(tmp_path)!r}).acquire()
+                print("held", flush=True)
+                time.sleep(60)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RuntimeError, match=f"pid {holder.pid}"):
+        RunLock(tmp_path).acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+    RunLock(tmp_path).acquire().release()  # the kernel dropped the dead holder's lock
