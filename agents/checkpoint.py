@@ -15,15 +15,19 @@ __all__ = ["checkpoint_exists", "read_checkpoint"]
 
 
 def checkpoint_exists(path: str | os.PathLike[str]) -> bool:
-    """Whether `path` (after recovery from a kill mid-swap) holds a checkpoint to resume from."""
-    folder = recover_folder(path) or Path(path)
-    return (folder / "agent.pt").is_file() or (retired_folder(path) / "agent.pt").is_file()
+    """Whether `path` or its retired copy (a kill mid-swap) holds a checkpoint to resume from; changes nothing."""
+    return any((folder / "agent.pt").is_file() for folder in (Path(path), retired_folder(path)))
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The state dict of the checkpoint folder `path`, recovered and checked (see `Agent.load`)."""
-    folder = recover_folder(path) or Path(path)
-    candidates = [c for c in (folder / "agent.pt", retired_folder(path) / "agent.pt") if c.is_file()]
+    """The state dict of the checkpoint folder `path` (see `Agent.load`).
+
+    The folder is read first, then its retired copy (`textgen_env.storage.retired_folder`: what a kill between the
+    two renames of a save leaves): the first that loads and holds an agent's state wins. A good folder is then
+    tidied (`recover_folder`); a corrupt one is named in the warning or the error.
+    """
+    folder, retired = Path(path), retired_folder(path)
+    candidates = [f / "agent.pt" for f in (folder, retired) if (f / "agent.pt").is_file()]
     if not candidates:
         raise FileNotFoundError(f"Expected a checkpoint folder containing agent.pt, got {str(path)!r}")
     problems = []
@@ -33,9 +37,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         except Exception as error:  # truncated zip, bad pickle, ...: name the file and go on to the retired copy
             problems.append(f"{str(file)!r} is corrupt or truncated ({type(error).__name__}: {error})")
             continue
-        if isinstance(state, dict) and {"config", "policy", "optimizer"} <= set(state):
-            if problems:
-                warnings.warn(f"{problems[0]}; using the intact copy {str(file)!r}", stacklevel=3)
-            return state
-        problems.append(f"{str(file)!r} is not an agent checkpoint (no config, policy and optimizer state)")
+        if not (isinstance(state, dict) and {"config", "policy", "optimizer"} <= set(state)):
+            problems.append(f"{str(file)!r} is not an agent checkpoint (no config, policy and optimizer state)")
+            continue
+        if problems:
+            warnings.warn(f"{problems[0]}; using the intact copy {str(file)!r}", stacklevel=3)
+        elif file.parent == folder or not folder.exists():
+            recover_folder(folder)  # drop a finished swap's leftover, or put the retired copy back in place
+        return state
     raise ValueError(f"Expected a readable checkpoint in {str(path)!r}, got: {'; '.join(problems)}")

@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--temperature", type=float, default=1.0)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    from agents.feedback_cli import add_feedback_commands
+
+    add_feedback_commands(commands)  # feedback serve, reward-model train
     return parser
 
 

@@ -106,7 +106,14 @@ class LMPolicy(nn.Module):
                 from gymnasium.error import DependencyNotInstalled
 
                 raise DependencyNotInstalled('LoRA needs peft. Run: pip install "textgen-env[train]"') from error
-            config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, target_modules="all-linear", lora_dropout=0.0)
+            conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())  # GPT-2 stores weights transposed
+            config = LoraConfig(
+                r=lora_rank,
+                lora_alpha=lora_alpha,
+                target_modules="all-linear",
+                lora_dropout=0.0,
+                fan_in_fan_out=conv1d,
+            )
             model = get_peft_model(model, config)
         else:
             model.requires_grad_(True)

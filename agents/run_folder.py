@@ -20,7 +20,7 @@ from pathlib import Path
 from agents.checkpoint import checkpoint_exists
 from textgen_env.storage import RunLock, atomic_write
 
-__all__ = ["RunLock", "check_free_space", "check_writable", "resume_point", "run_started", "trim_progress"]
+__all__ = ["RunLock", "check_free_space", "check_writable", "resume_point", "trim_progress"]
 
 
 def check_writable(folder: Path) -> None:
@@ -46,31 +46,19 @@ def check_free_space(folder: Path, needed_bytes: int) -> None:
         )
 
 
-def run_started(output: Path) -> bool:
-    """Whether a run has started in `output` before (its lock file exists); ask before taking the lock."""
-    return (output / ".lock").exists()
+def resume_point(output: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None to start from the beginning.
 
-
-def resume_point(output: Path, resume: bool, started: bool) -> Path | None:
-    """The checkpoint to resume from: None starts from the beginning.
-
-    Args:
-        output: the run's folder.
-        resume: whether ``--resume`` was given.
-        started: `run_started` before this run took the lock.
-
-    Raises:
-        FileNotFoundError: `resume` on a folder that holds no run at all (most likely a mistyped ``--output``).
+    ``resume`` without a checkpoint (a run killed before its first one, or before it wrote anything) starts from the
+    beginning with a warning: the same command then always finishes the run, whatever moment the kill hit.
     """
-    checkpoint = output / "checkpoint"
     if not resume:
         return None
+    checkpoint = output / "checkpoint"
     if checkpoint_exists(checkpoint):
         return checkpoint
-    if started:  # a run started here and was killed before its first checkpoint
-        warnings.warn(f"No checkpoint in {str(output)!r} yet: resuming from the beginning", stacklevel=2)
-        return None
-    raise FileNotFoundError(f"Expected a checkpoint to resume from in {str(checkpoint)!r}, got none")
+    warnings.warn(f"No checkpoint in {str(output)!r} yet: resuming from the beginning", stacklevel=2)
+    return None
 
 
 def trim_progress(path: Path, last_iteration: int) -> None:

@@ -25,7 +25,6 @@ from agents.run_folder import (
     check_free_space,
     check_writable,
     resume_point,
-    run_started,
     trim_progress,
 )
 from agents.run_logging import RunLogger
@@ -109,7 +108,7 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return dict(MAIN_JOB_OPTIONS)
 
 
-def _build(settings: TrainSettings, started_before: bool = False) -> tuple[TextGenVectorEnv, Agent]:
+def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
     env = TextGenVectorEnv(
         num_envs=settings.num_envs,
         model=settings.model,
@@ -118,7 +117,7 @@ def _build(settings: TrainSettings, started_before: bool = False) -> tuple[TextG
         max_new_tokens=settings.max_new_tokens,
     )
     cls = agent_class(settings.agent)
-    checkpoint = resume_point(Path(settings.output), settings.resume, started_before)
+    checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
         return env, cls.load(checkpoint, env)
     return env, cls(env, seed=settings.seed, **settings.agent_options)
@@ -175,15 +174,14 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     """
     output = Path(settings.output)
     check_writable(output)
-    started_before = run_started(output)
     with RunLock(output):
-        return _run(settings, output, started_before)
+        return _run(settings, output)
 
 
-def _run(settings: TrainSettings, output: Path, started_before: bool) -> dict[str, Any]:
+def _run(settings: TrainSettings, output: Path) -> dict[str, Any]:
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    env, agent = _build(settings, started_before)
+    env, agent = _build(settings)
     check_free_space(output, _needed_bytes(agent))
     trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")

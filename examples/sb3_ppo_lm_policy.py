@@ -28,6 +28,7 @@ from stable_baselines3 import PPO
 from agents import LMPolicy
 from agents.evaluation import evaluate, paired_gain
 from agents.sb3 import (
+    EpisodeRolloutBuffer,
     GenerationLoggingCallback,
     KLPenaltyCallback,
     LMActorCriticPolicy,
@@ -82,7 +83,8 @@ def main() -> None:
         n_epochs=4,
         learning_rate=1e-5 if args.default_model else 1e-2,
         ent_coef=0.0,  # the KL penalty comes from KLPenaltyCallback; an entropy bonus would add another term
-        policy_kwargs={"model": LMSource(model), "tokenizer": tokenizer},  # LMSource: save() stores the config only
+        policy_kwargs={"model": LMSource(model)},  # LMSource: save() stores the config only
+        rollout_buffer_class=EpisodeRolloutBuffer,  # each update scores every episode with one forward
         tensorboard_log=args.output,
         seed=0,
     )

@@ -133,3 +133,26 @@ def test_a_second_holder_is_refused_and_a_killed_holder_frees_the_lock(tmp_path)
     holder.send_signal(signal.SIGKILL)
     holder.wait(10)
     RunLock(tmp_path).acquire().release()  # the kernel dropped the dead holder's lock
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "survived"),
+    [("job:step", 0), ("job:step:2", 1), ("job:step:3", 2), ("job", 3), ("other:step", 3)],
+    ids=["first-passage", "second-passage", "third-passage", "prefix-only", "other-point"],
+)
+def test_fault_point_kills_at_the_named_passage(kill_at, survived, monkeypatch):
+    """The real SIGKILL is what tests/agents/test_crash_safety.py uses; here the kill is recorded instead."""
+    import textgen_env.storage as storage
+
+    kills = []
+    monkeypatch.setenv(storage.KILL_AT_VARIABLE, kill_at)
+    monkeypatch.setattr(storage, "_passages", {})
+    monkeypatch.setattr(storage.os, "kill", lambda pid, sig: kills.append((pid, sig)))
+    passed = 0
+    for _ in range(3):
+        storage.fault_point("job:step")
+        if kills:
+            break
+        passed += 1
+    assert passed == survived
+    assert kills == ([] if survived == 3 else [(os.getpid(), signal.SIGKILL)])

@@ -34,3 +34,8 @@ register(
     entry_point="textgen_env.env:TextGenEnv",
     vector_entry_point="textgen_env.vector:TextGenVectorEnv",
 )
+register(
+    id="TextEdit-v0",
+    entry_point="textgen_env.edit.env:TextEditEnv",
+    vector_entry_point="textgen_env.edit.vector:TextEditVectorEnv",
+)

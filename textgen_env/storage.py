@@ -53,11 +53,13 @@ def fault_point(name: str) -> None:
     wanted = os.environ.get(KILL_AT_VARIABLE)
     if not wanted:
         return
-    point, _, count = wanted.partition(":")
+    point, _, count = wanted.rpartition(":")
+    if not count.isdigit():  # no passage number: the whole value names the point
+        point, count = wanted, "1"
     if point != name:
         return
     _passages[name] = _passages.get(name, 0) + 1
-    if _passages[name] >= int(count or 1):
+    if _passages[name] >= int(count):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

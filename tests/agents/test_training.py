@@ -105,10 +105,11 @@ def test_resume_with_other_evaluation_settings_is_an_error(tiny_run):
         run_training(settings(steps=8 * 4 * 4, resume=True, eval_samples_per_prompt=2))
 
 
-def test_resume_without_checkpoint_is_an_error(tiny_run):
+def test_resume_without_checkpoint_starts_from_the_beginning(tiny_run):
     settings, _ = tiny_run
-    with pytest.raises(FileNotFoundError, match=r"Expected a checkpoint to resume from in .*checkpoint"):
-        run_training(settings(resume=True))
+    with pytest.warns(UserWarning, match="No checkpoint in .* yet: resuming from the beginning"):
+        resumed = run_training(settings(resume=True))
+    assert resumed["iterations"] == 4
 
 
 def test_cli_train_generate_eval(tiny_run, capsys):

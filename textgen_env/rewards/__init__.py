@@ -6,6 +6,7 @@ Pass any of these as ``TextGenEnv(reward=...)``: a registered name (`available_r
 
 from textgen_env.rewards.base import FunctionReward, Reward, WeightedReward, check_scores
 from textgen_env.rewards.embedding import EmbeddingSentimentReward, SentenceEncoder, SimilarityReward
+from textgen_env.rewards.grammar import GrammaticalityReward, SpellingReward
 from textgen_env.rewards.human import (
     HumanFeedbackReward,
     PairwisePreference,
@@ -18,6 +19,7 @@ from textgen_env.rewards.lm import ClassifierReward, FluencyReward
 from textgen_env.rewards.metrics import BleuReward, ChrfReward, RougeReward
 from textgen_env.rewards.quality import ReadabilityReward, ToxicityReward
 from textgen_env.rewards.registry import RewardSpec, available_rewards, make_reward, register_reward
+from textgen_env.rewards.reward_model import RewardModelReward
 from textgen_env.rewards.sentiment import SentimentReward
 from textgen_env.rewards.shaping import RewardShaper
 from textgen_env.rewards.text import KeywordReward, LengthReward, RegexReward, RepetitionReward
@@ -29,6 +31,7 @@ __all__ = [
     "EmbeddingSentimentReward",
     "FluencyReward",
     "FunctionReward",
+    "GrammaticalityReward",
     "HumanFeedbackReward",
     "KeywordReward",
     "LengthReward",
@@ -39,12 +42,14 @@ __all__ = [
     "RepetitionReward",
     "ReplayReward",
     "Reward",
+    "RewardModelReward",
     "RewardShaper",
     "RewardSpec",
     "RougeReward",
     "SentenceEncoder",
     "SentimentReward",
     "SimilarityReward",
+    "SpellingReward",
     "ToxicityReward",
     "WeightedReward",
     "available_rewards",
@@ -70,5 +75,8 @@ register_reward("toxicity", ToxicityReward)
 register_reward("readability", ReadabilityReward)
 register_reward("fluency", FluencyReward)
 register_reward("classifier", ClassifierReward)
+register_reward("spelling", SpellingReward)
+register_reward("grammaticality", GrammaticalityReward)
 register_reward("human", HumanFeedbackReward)
 register_reward("human-replay", ReplayReward)
+register_reward("reward-model", RewardModelReward)

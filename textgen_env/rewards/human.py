@@ -8,7 +8,6 @@ a reward model or to run DPO.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from textgen_env.rewards.base import Reward
+from textgen_env.storage import append_line
 
 __all__ = [
     "HumanFeedbackReward",
@@ -41,28 +41,10 @@ _CHOICES: dict[str, PreferenceChoice] = {"a": "a", "b": "b", "t": "tie", "tie": 
 
 
 def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
-    """Append one JSON record as a line and force it to disk (flush + fsync) before returning."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    created = not path.exists()
-    with open(path, "a+b") as file:
-        if file.tell() > 0:  # in append mode the position starts at the end
-            file.seek(-1, os.SEEK_END)
-            if file.read(1) != b"\n":
-                file.write(b"\n")  # a crash cut the last record short: keep the new one on its own line
-        file.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        file.flush()
-        os.fsync(file.fileno())
-    if created:  # make the new file's directory entry durable too (not possible on every platform)
-        try:
-            directory = os.open(path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            with contextlib.suppress(OSError):
-                os.fsync(directory)
-        finally:
-            os.close(directory)
+    """Append one JSON record as a line and force it to disk before returning (`textgen_env.storage.append_line`:
+    one write under a lock, so records from several processes never interleave; a line cut short by a crash is
+    ended first, so the new record stands on its own line)."""
+    append_line(path, json.dumps(record, ensure_ascii=False))
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:

