@@ -13,7 +13,6 @@ import math
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,58 +22,21 @@ from transformers import PreTrainedModel
 
 from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
+from agents.distributed import SINGLE_PROCESS, DistributedContext
 from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
-from agents.policy import EpisodeTensors, LMPolicy
+from agents.policy import LMPolicy
+from agents.rollout import Episode, Rollout
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder
 
 __all__ = ["Agent", "Callback", "Episode", "Rollout"]
 
+RANK_SEED_STRIDE = 1_000_000_007
+"""Offset of each rank's seeds (env resets, sampling, minibatch order) from the previous rank's."""
+
 Callback = Callable[["Agent", dict[str, float]], "bool | None"]
 """Called after every iteration with the agent and that iteration's stats; returning False stops training."""
-
-
-@dataclass
-class Episode:
-    """One finished episode as the agent saw it."""
-
-    prompt: str
-    completion: str
-    prompt_ids: list[int]
-    completion_ids: list[int]
-    rewards: list[float]
-    """The env's reward for each token."""
-    logprobs: list[float]
-    """Log-probabilities of the chosen tokens under the rollout policy."""
-    values: list[float] = field(default_factory=list)
-    """Value estimates of the states before each token (empty without a value head)."""
-
-    @property
-    def score(self) -> float:
-        """The episode's return from the env."""
-        return float(sum(self.rewards))
-
-
-@dataclass
-class Rollout:
-    """The episodes of one iteration."""
-
-    episodes: list[Episode]
-
-    def batch(self, indices: list[int] | np.ndarray, pad_token_id: int, device: torch.device) -> EpisodeTensors:
-        chosen = [self.episodes[i] for i in indices]
-        return EpisodeTensors.from_token_lists(
-            [e.prompt_ids for e in chosen], [e.completion_ids for e in chosen], pad_token_id, device
-        )
-
-    def padded(self, name: str, indices: list[int] | np.ndarray, width: int) -> torch.Tensor:
-        """(len(indices), width) float32 tensor of a per-token list attribute, zero-padded."""
-        out = torch.zeros((len(indices), width), dtype=torch.float32)
-        for row, i in enumerate(indices):
-            values = getattr(self.episodes[i], name)
-            out[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
-        return out
 
 
 class Agent(abc.ABC):
@@ -100,8 +62,10 @@ class Agent(abc.ABC):
         *,
         model: PreTrainedModel | str | None = None,
         reference: PreTrainedModel | None = None,
+        distributed: DistributedContext | None = None,
         **overrides: Any,
     ) -> None:
+        self.dist = distributed or SINGLE_PROCESS
         config = config or self.config_class()
         if not isinstance(config, self.config_class):
             raise TypeError(f"Expected config to be a {self.config_class.__name__}, got {type(config).__name__}")
@@ -148,8 +112,12 @@ class Agent(abc.ABC):
             if config.kl_target is not None and config.kl_coef > 0
             else FixedKLController(config.kl_coef)
         )
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.np_random = np.random.default_rng(config.seed)
+        self.dist.broadcast_tensors(self.policy.trainable_parameters())  # every rank starts from rank 0's weights
+        rank_seed = config.seed + RANK_SEED_STRIDE * self.dist.rank  # rank 0 keeps the single-process streams
+        self.generator = torch.Generator().manual_seed(rank_seed)
+        self.np_random = np.random.default_rng(rank_seed)
+        self.episodes_per_rank = self.dist.share(config.episodes_per_iteration, "episodes_per_iteration")
+        self.minibatch_per_rank = self.dist.share(config.minibatch_size, "minibatch_size")
         self.iteration = 0
         self.num_timesteps = 0
         self.history: list[dict[str, float]] = []
@@ -173,12 +141,13 @@ class Agent(abc.ABC):
     def reset_seeds(self, round_index: int) -> list[int]:
         """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""
         base = self.config.seed * 1_000_003 + (self.iteration * 1_000 + round_index) * self.env.num_envs
+        base += RANK_SEED_STRIDE * self.dist.rank  # each rank its own prompts; rank 0 as in one process
         return [base + i for i in range(self.env.num_envs)]
 
     # ------------------------------------------------------------------------------------------------ rollouts
     def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> Rollout:
         """Run the env until `num_episodes` episodes (rounded up to whole rounds of num_envs) have finished."""
-        num_episodes = num_episodes or self.config.episodes_per_iteration
+        num_episodes = num_episodes or self.episodes_per_rank
         temperature = self.config.temperature if temperature is None else temperature
         episodes: list[Episode] = []
         round_index = 0
@@ -250,7 +219,9 @@ class Agent(abc.ABC):
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 1:
             raise ValueError(f"Expected total_timesteps to be an int >= 1, got {total_timesteps!r}")
         while self.num_timesteps < total_timesteps:
-            rollout = self.collect()
+            done_before = self.num_timesteps
+            rollout = self.collect()  # counts this rank's tokens; the budget counts every rank's
+            self.num_timesteps = done_before + int(self.dist.sum([self.num_timesteps - done_before])[0])
             stats = self.update(rollout)
             bad = [k for k, v in stats.items() if not math.isfinite(v)]
             if bad:
@@ -260,31 +231,43 @@ class Agent(abc.ABC):
                     "Lower learning_rate or raise kl_coef."
                 )
             self.iteration += 1
-            scores = [e.score for e in rollout.episodes]
+            scores, tokens, count = self.dist.sum(
+                [
+                    sum(e.score for e in rollout.episodes),
+                    sum(len(e.completion_ids) for e in rollout.episodes),
+                    len(rollout.episodes),
+                ]
+            ).tolist()
             stats.update(
                 {
                     "iteration": float(self.iteration),
-                    "timesteps": float(self.num_timesteps),
-                    "rollout/reward_mean": float(np.mean(scores)),
-                    "rollout/completion_tokens": float(np.mean([len(e.completion_ids) for e in rollout.episodes])),
+                    "timesteps": float(self.num_timesteps),  # over all ranks
+                    "rollout/reward_mean": scores / count,
+                    "rollout/completion_tokens": tokens / count,
                     "train/kl_coef": float(self.kl_controller.value),
                 }
             )
             self.history.append(stats)
             if checkpoint_dir is not None and self.iteration % checkpoint_every == 0:
                 self.save(checkpoint_dir)
-            if callback is not None and callback(self, stats) is False:
+            stop = callback is not None and callback(self, stats) is False
+            if self.dist.sum([float(stop)])[0] > 0:  # every rank stops together, or the others would wait forever
                 break
         if checkpoint_dir is not None:
             self.save(checkpoint_dir)
         return self
 
-    def optimizer_step(self, loss: torch.Tensor) -> float:
-        """Backward, clip, step; returns the gradient norm before clipping."""
+    def optimizer_step(self, loss: torch.Tensor, weight: float | torch.Tensor = 1.0) -> float:
+        """Backward, average the gradients over the ranks, clip, step; returns the gradient norm before clipping.
+
+        `weight` is the number of terms `loss` averages (the minibatch's tokens): across ranks, each rank's
+        gradient counts in proportion to it, so the step is the single-process step on the ranks' union.
+        """
         if not torch.isfinite(loss):
             raise FloatingPointError(f"Training stopped at iteration {self.iteration}: the loss became {loss.item()}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.dist.average_gradients(self.policy.trainable_parameters(), float(weight))
         norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         return float(norm)
@@ -292,7 +275,7 @@ class Agent(abc.ABC):
     def minibatches(self, size: int) -> list[np.ndarray]:
         """Shuffled index minibatches over `size` episodes, from the agent's seeded generator."""
         order = self.np_random.permutation(size)
-        step = self.config.minibatch_size
+        step = self.minibatch_per_rank
         return [order[i : i + step] for i in range(0, size, step)]
 
     def predict(self, observation: Any, deterministic: bool = False) -> tuple[np.ndarray, None]:
@@ -309,10 +292,7 @@ class Agent(abc.ABC):
             "policy": self.policy.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "kl_controller": self.kl_controller.state_dict(),
-            "generator": self.generator.get_state(),
-            "np_random": self.np_random.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
+            **self._random_state(),
             "iteration": self.iteration,
             "num_timesteps": self.num_timesteps,
             "history": self.history,
@@ -330,9 +310,13 @@ class Agent(abc.ABC):
         """Write a checkpoint folder atomically (`textgen_env.storage.atomic_folder`): a kill at any moment leaves
         the previous checkpoint or this one, which `load` finds."""
         target = Path(path)
+        rank_states = self.dist.gather_objects(self._random_state())  # a collective: every rank takes part
+        if not self.dist.is_main:
+            return target
+        state = {**self.state(), "world_size": self.dist.world_size, "ranks": rank_states}
         meta = {"algorithm": self.name, "iteration": self.iteration, "num_timesteps": self.num_timesteps}
         with atomic_folder(target, name="checkpoint") as staging:
-            torch.save(self.state(), staging / "agent.pt")
+            torch.save(state, staging / "agent.pt")
             (staging / "meta.json").write_text(json.dumps(meta))
         return target
 
@@ -350,14 +334,30 @@ class Agent(abc.ABC):
         agent.load_state(state)
         return agent
 
+    def _random_state(self) -> dict[str, Any]:
+        """This rank's random generators (the part of a checkpoint that differs between ranks)."""
+        return {
+            "generator": self.generator.get_state(),
+            "np_random": self.np_random.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        }
+
     def load_state(self, state: dict[str, Any]) -> None:
+        world_size = state.get("world_size", 1)
+        if world_size != self.dist.world_size:
+            raise ValueError(
+                f"Expected to resume with the checkpoint's world size {world_size} (its ranks' random states and "
+                f"episode shares depend on it), got world size {self.dist.world_size}"
+            )
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.kl_controller.load_state_dict(state["kl_controller"])
-        self.generator.set_state(state["generator"])
-        self.np_random.bit_generator.state = state["np_random"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        randomness = state["ranks"][self.dist.rank] if "ranks" in state else state
+        self.generator.set_state(randomness["generator"])
+        self.np_random.bit_generator.state = randomness["np_random"]
+        torch.set_rng_state(randomness["torch_rng"])
+        random.setstate(randomness["python_rng"])
         self.iteration = state["iteration"]
         self.num_timesteps = state["num_timesteps"]
         self.history = list(state["history"])

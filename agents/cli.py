@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,7 +55,11 @@ def _train(args: argparse.Namespace) -> int:
         settings = TrainSettings(**values, agent_options=_agent_options(args))
     except (TypeError, ValueError) as error:
         args.parser.error(str(error))
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(args.nproc, sys.argv[1:] if args.argv is None else args.argv)
     report = run_training(settings)
+    if not report:  # a rank other than 0: rank 0 reports
+        return 0
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
     print(f"held-out evaluation ({n}):")
     print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
@@ -68,6 +73,22 @@ def _train(args: argparse.Namespace) -> int:
         f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"
     )
     return 0
+
+
+def _launch(nproc: int, argv: Sequence[str]) -> int:
+    """Run this ``train`` command under torchrun with `nproc` processes on this machine (``--nproc`` removed)."""
+    import subprocess
+
+    rest, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            rest.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return subprocess.call([*command, "-m", "agents.cli", *rest])
 
 
 def _policy_and_env(args: argparse.Namespace, reward: str):
@@ -138,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
     _add_train_flags(train)
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine: runs this command under torchrun (see agents.distributed)",
+    )
     train.set_defaults(handler=_train, parser=train)
 
     for name, handler, text in (
@@ -180,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``textgen-env`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     return int(args.handler(args))
 
 

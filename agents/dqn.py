@@ -32,6 +32,11 @@ class DQN(Agent):
 
     def __init__(self, env, config=None, **kwargs) -> None:
         super().__init__(env, config, **kwargs)
+        if self.dist.enabled:
+            raise ValueError(
+                f"Expected DQN to train in one process (its replay buffer is not shared), got world size "
+                f"{self.dist.world_size}; use ppo, reinforce or grpo with torchrun"
+            )
         self.target_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
         self.buffer: deque = deque(maxlen=self.config.buffer_episodes)
 

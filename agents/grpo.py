@@ -76,7 +76,7 @@ class GRPO(Agent):
                     )
                     loss = loss + beta * kl
                     totals.setdefault("rollout/kl_per_token", []).append(kl.item())
-                grad_norm = self.optimizer_step(loss)
+                grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in (
                     ("losses/policy", policy_loss.item()),
                     ("losses/clip_fraction", policy_stats["clip_fraction"].item()),
@@ -84,8 +84,11 @@ class GRPO(Agent):
                 ):
                     totals.setdefault(key, []).append(value)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
-        mean_tokens = float(np.mean([len(e.completion_ids) for e in rollout.episodes]))
         if "rollout/kl_per_token" in stats:  # measured only when the KL term is on
+            tokens = sum(len(e.completion_ids) for e in rollout.episodes)
+            mean_tokens = self.dist.mean(tokens, n)
+            # over the ranks, weighted by their tokens (one minibatch per epoch: the mean over every rank's tokens)
+            stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)
             stats["rollout/kl"] = stats["rollout/kl_per_token"] * mean_tokens
-            self.kl_controller.update(stats["rollout/kl"], n)
+            self.kl_controller.update(stats["rollout/kl"], n * self.dist.world_size)
         return stats

@@ -27,7 +27,6 @@ from agents.functional import (
     kl_penalized_rewards,
     masked_mean,
     masked_sum,
-    masked_whiten,
     selective_log_softmax,
 )
 from agents.scoring import score_rollout
@@ -55,7 +54,7 @@ class PPO(Agent):
         )
         advantages, returns = gae_advantages(rewards, old["values"], mask, config.gamma, config.lam)
         if config.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
+            advantages = self.dist.masked_whiten(advantages, mask)  # statistics of every rank's tokens
         pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
@@ -77,7 +76,7 @@ class PPO(Agent):
                 )
                 entropy = masked_mean(entropy_from_logits(scored.logits), m)
                 loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
-                grad_norm = self.optimizer_step(loss)
+                grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in (
                     ("losses/policy", policy_loss.item()),
                     ("losses/value", value_loss.item()),
@@ -87,10 +86,10 @@ class PPO(Agent):
                     ("losses/grad_norm", grad_norm),
                 ):
                     totals.setdefault(key, []).append(value)
-        kl_per_episode = float(masked_sum(old["kl"], mask).item() / n)
-        self.kl_controller.update(kl_per_episode, n)
+        kl_per_episode = self.dist.mean(float(masked_sum(old["kl"], mask)), n)  # over every rank's episodes
+        self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
             stats["rollout/kl"] = kl_per_episode
-        stats["rollout/env_reward"] = float(env_rewards.sum().item() / n)
+        stats["rollout/env_reward"] = self.dist.mean(float(env_rewards.sum()), n)
         return stats

@@ -60,7 +60,8 @@ class REINFORCE(Agent):
         returns = discounted_returns(rewards, mask, config.gamma)
         pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
         totals: dict[str, list[float]] = {}
-        baseline = self.baseline if self._baseline_ready else float(returns[:, 0].mean())
+        episode_returns = self.dist.mean(float(returns[:, 0].sum()), n)  # over every rank's episodes
+        baseline = self.baseline if self._baseline_ready else episode_returns
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
                 batch = rollout.batch(rows, pad, device)
@@ -79,17 +80,16 @@ class REINFORCE(Agent):
                     advantages = g
                 loss_terms["losses/policy"] = -masked_mean(logp * advantages, m)
                 loss = loss_terms["losses/policy"] + config.vf_coef * loss_terms.get("losses/value", 0.0)
-                grad_norm = self.optimizer_step(loss)
+                grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in loss_terms.items():
                     totals.setdefault(key, []).append(float(value.item() if torch.is_tensor(value) else value))
                 totals.setdefault("losses/grad_norm", []).append(grad_norm)
-        episode_returns = float(returns[:, 0].mean())
         if self._baseline_ready:
             self.baseline = config.baseline_momentum * self.baseline + (1 - config.baseline_momentum) * episode_returns
         else:
             self.baseline, self._baseline_ready = episode_returns, True
-        kl_per_episode = float(masked_sum(kl, mask).item() / n)
-        self.kl_controller.update(kl_per_episode, n)
+        kl_per_episode = self.dist.mean(float(masked_sum(kl, mask)), n)
+        self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         stats["train/baseline"] = self.baseline
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0

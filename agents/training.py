@@ -18,6 +18,7 @@ import torch
 from agents import agent_class
 from agents.base import Agent
 from agents.config import _positive
+from agents.distributed import DistributedContext
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.report import plot_curves
 from agents.run_folder import (
@@ -30,7 +31,7 @@ from agents.run_folder import (
 from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL
-from textgen_env.storage import atomic_folder, atomic_write_json, fault_point
+from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
 
 __all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training"]
 
@@ -79,6 +80,8 @@ class TrainSettings:
     three model sizes (1.6 GB for SmolLM2-135M), so frequent ones cost real time."""
     tensorboard: bool = True
     """Write TensorBoard logs."""
+    device: str = "cpu"
+    """Device of the model work: cpu, cuda (under torchrun each rank takes cuda:LOCAL_RANK) or cuda:N."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): lr 5e-5 and a KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL
@@ -108,19 +111,20 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return dict(MAIN_JOB_OPTIONS)
 
 
-def _build(settings: TrainSettings) -> tuple[TextGenVectorEnv, Agent]:
+def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv, Agent]:
     env = TextGenVectorEnv(
         num_envs=settings.num_envs,
         model=settings.model,
         prompts=settings.prompts,
         reward=settings.reward,
         max_new_tokens=settings.max_new_tokens,
+        device=ctx.device(settings.device),
     )
     cls = agent_class(settings.agent)
     checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
-        return env, cls.load(checkpoint, env)
-    return env, cls(env, seed=settings.seed, **settings.agent_options)
+        return env, cls.load(checkpoint, env, distributed=ctx)
+    return env, cls(env, seed=settings.seed, distributed=ctx, **settings.agent_options)
 
 
 def _needed_bytes(agent: Agent) -> int:
@@ -171,17 +175,29 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     Refuses to start (before any training) when the output folder is not writable, its disk lacks the space of two
     checkpoints and the exported model, or another run holds the folder's lock; see `agents.run_folder` for what a
     kill leaves and how ``resume`` continues from it.
+
+    Under torchrun every rank trains (`agents.distributed`); rank 0 alone evaluates, logs and writes files, and
+    returns the report (the other ranks return an empty dict).
     """
+    ctx = DistributedContext.from_environment(settings.device)
     output = Path(settings.output)
+    if not ctx.is_main:
+        ctx.barrier()  # rank 0 has locked the folder and recovered its checkpoint
+        torch.manual_seed(settings.seed)
+        _, agent = _build(settings, ctx)
+        agent.learn(settings.steps, checkpoint_dir=output / "checkpoint", checkpoint_every=settings.checkpoint_every)
+        return {}
     check_writable(output)
     with RunLock(output):
-        return _run(settings, output)
+        recover_folder(output / "checkpoint")
+        ctx.barrier()
+        return _run(settings, output, ctx)
 
 
-def _run(settings: TrainSettings, output: Path) -> dict[str, Any]:
+def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict[str, Any]:
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
-    env, agent = _build(settings)
+    env, agent = _build(settings, ctx)
     check_free_space(output, _needed_bytes(agent))
     trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
@@ -249,6 +265,7 @@ def _run(settings: TrainSettings, output: Path) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
         "settings": {k: v for k, v in asdict(settings).items()},
         "agent_config": agent.config.to_dict(),
+        "world_size": ctx.world_size,
     }
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)

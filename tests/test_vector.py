@@ -178,7 +178,7 @@ def test_masked_reset_leaves_the_other_slots_exactly_as_they_were(make_vec_env, 
             actions = _actions(plain, rng)
             obs, rewards, terminated, _, infos = partial.step(actions)
             plain_obs, plain_rewards, plain_terminated, _, plain_infos = plain.step(actions)
-            np.testing.assert_allclose(rewards[held], plain_rewards[held], atol=1e-9)
+            np.testing.assert_allclose(rewards[held], plain_rewards[held], atol=1e-5, rtol=0)
             assert terminated[held].tolist() == plain_terminated[held].tolist()
             assert list(infos["text"][held]) == list(plain_infos["text"][held])
         plain_obs = plain.batch.observation()
@@ -187,8 +187,10 @@ def test_masked_reset_leaves_the_other_slots_exactly_as_they_were(make_vec_env, 
         else:
             np.testing.assert_allclose(obs[held], plain_obs[held], atol=1e-5)
         torch.testing.assert_close(partial.batch.logits[held], plain.batch.logits[held], atol=1e-5, rtol=1e-5)
-        np.testing.assert_allclose(partial.batch.returns[held], plain.batch.returns[held], atol=1e-9)
-        np.testing.assert_allclose(partial.batch.reference_logprobs[held], plain.batch.reference_logprobs[held])
+        np.testing.assert_allclose(partial.batch.returns[held], plain.batch.returns[held], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            partial.batch.reference_logprobs[held], plain.batch.reference_logprobs[held], atol=1e-5, rtol=0
+        )
         assert rewards.shape == (NUM_ENVS,)
 
 

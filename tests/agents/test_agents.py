@@ -136,7 +136,9 @@ def test_bad_input(keyword_env, tmp_path):
         PPO.load(tmp_path / "nowhere", keyword_env())
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "agent.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"Expected a readable checkpoint in .*broken.*, got a corrupt file"):
+    with pytest.raises(
+        ValueError, match=r"Expected a readable checkpoint in .*broken.*agent.pt' is corrupt or truncated"
+    ):
         PPO.load(tmp_path / "broken", keyword_env())
     with pytest.raises(ValueError, match=r"Expected total_timesteps to be an int >= 1, got 0"):
         PPO(keyword_env()).learn(0)

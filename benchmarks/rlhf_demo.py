@@ -1,0 +1,175 @@
+"""RLHF end to end without a person: a synthetic user with a hidden preference answers the feedback page over HTTP,
+reward models are trained on N of its answers, and GRPO on a reward model raises the hidden score on held-out prompts.
+
+    python benchmarks/rlhf_demo.py                      # tiny policy and tiny reward-model trunk, a few minutes
+    python benchmarks/rlhf_demo.py --trunk minilm       # the bundled MiniLM encoder as the trunk (slower)
+
+The hidden preference is VADER sentiment (the package's ``sentiment`` reward), unknown to everything but the user.
+Steps: (1) the web app (`FeedbackServer`, 127.0.0.1) shows pairs and single completions of the policy on
+``movie_reviews:train`` prompts; the `SyntheticUser` answers `--answers` questions through HTTP. (2) For each N, a
+reward model is trained on the first N answers and its accuracy is measured on fresh pairs of completions of the 40
+held-out ``movie_reviews:eval`` prompts (pairs the hidden reward does not tie; SE binomial). (3) GRPO trains the
+policy on ``reward="reward-model"`` for each N's model (and, for reference, on the hidden reward itself); the hidden
+score of the policy is measured on the held-out prompts before and after with shared sampling seeds (paired gain,
+SE over prompts). Results go to ``benchmarks/results/rlhf_demo.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents import GRPO
+from agents.evaluation import evaluate, paired_gain
+from agents.reward_model import RewardModelConfig, train_reward_model
+from textgen_env import TextGenVectorEnv
+from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser
+from textgen_env.prompts import make_prompt_source
+from textgen_env.rewards import RewardModelReward
+from textgen_env.testing import tiny_model_and_tokenizer
+
+HIDDEN = "sentiment"
+
+
+def collect(model, tokenizer, log: Path, answers: int, max_new_tokens: int, seed: int) -> dict:
+    """The synthetic user answers `answers` questions of the web app, through HTTP."""
+    completer = ModelCompleter(model, tokenizer, max_new_tokens=max_new_tokens, seed=seed)
+    board = QuestionBoard(log, completer=completer, prompts="movie_reviews:train", mode="mixed", seed=seed)
+    user = SyntheticUser(HIDDEN)
+    started = time.perf_counter()
+    with FeedbackServer(board) as server:
+        counts = user.answer_page(server.url, answers)
+    return {**counts, "seconds": time.perf_counter() - started, "url": server.url}
+
+
+def held_out_pairs(model, tokenizer, n_pairs: int, max_new_tokens: int, seed: int) -> list[tuple[str, str, str]]:
+    """(prompt, better, worse) by the hidden reward, on held-out prompts; pairs it ties are left out."""
+    completer = ModelCompleter(model, tokenizer, max_new_tokens=max_new_tokens, seed=seed + 10_000)
+    user = SyntheticUser(HIDDEN)
+    prompts = [p.text for p in make_prompt_source("movie_reviews:eval").prompts]
+    pairs = []
+    for i in range(n_pairs):
+        prompt = prompts[i % len(prompts)]
+        a, b = completer(prompt, 2)
+        score_a, score_b = user.score(prompt, [a, b])
+        if score_a != score_b:
+            pairs.append((prompt, a, b) if score_a > score_b else (prompt, b, a))
+    return pairs
+
+
+def accuracy(folder: Path, pairs: list[tuple[str, str, str]]) -> dict:
+    reward = RewardModelReward(folder)
+    prompts = [p for p, _, _ in pairs]
+    better = reward(prompts, [b for _, b, _ in pairs], [True] * len(pairs))
+    worse = reward(prompts, [w for _, _, w in pairs], [True] * len(pairs))
+    hits = better > worse
+    p = float(hits.mean())
+    return {"accuracy": p, "accuracy_se": float(np.sqrt(p * (1 - p) / len(hits))), "pairs": len(hits)}
+
+
+def rl(model, tokenizer, reward: str, reward_kwargs: dict, args, seed: int) -> dict:
+    """GRPO on `reward`; the hidden score before and after on the held-out prompts (shared seeds, paired)."""
+    common = dict(model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens, prompts="movie_reviews:train")
+    env = TextGenVectorEnv(num_envs=8, reward=reward, reward_kwargs=reward_kwargs, **common)
+    hidden = TextGenVectorEnv(num_envs=8, reward=HIDDEN, **common)
+    torch.manual_seed(seed)
+    agent = GRPO(
+        env,
+        seed=seed,
+        learning_rate=args.learning_rate,
+        kl_coef=args.kl_coef,
+        group_size=4,
+        episodes_per_iteration=16,
+        minibatch_size=8,
+    )
+    settings = dict(samples_per_prompt=args.eval_samples, temperature=agent.config.temperature, seed=seed)
+    before = evaluate(agent.policy, hidden, "movie_reviews:eval", **settings)
+    started = time.perf_counter()
+    agent.learn(args.rl_steps)
+    seconds = time.perf_counter() - started
+    after = evaluate(agent.policy, hidden, "movie_reviews:eval", **settings)
+    gain = paired_gain(before, after)
+    return {
+        "hidden_before": before.reward.mean,
+        "hidden_before_se": before.reward.se,
+        "hidden_after": after.reward.mean,
+        "hidden_after_se": after.reward.se,
+        "hidden_gain": gain.mean,
+        "hidden_gain_se": gain.se,
+        "prompts": gain.n,
+        "kl": after.kl.mean,
+        "kl_se": after.kl.se,
+        "train_seconds": seconds,
+        "tokens": agent.num_timesteps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--answers", default="50,100,200,400", help="N values (comma-separated); the largest is collected"
+    )
+    parser.add_argument("--rl-for", default="50,400", help="N values whose reward model GRPO trains on")
+    parser.add_argument("--trunk", default="tiny", help="'tiny' (the policy's own tiny GPT-2), 'minilm' or a folder")
+    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument("--held-out-pairs", type=int, default=400)
+    parser.add_argument("--rl-steps", type=int, default=6_000, help="generated tokens per GRPO run")
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument("--eval-samples", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="benchmarks/results/rlhf_demo.json")
+    args = parser.parse_args()
+    sizes = sorted(int(n) for n in args.answers.split(","))
+    rl_for = [int(n) for n in args.rl_for.split(",") if n]
+    model, tokenizer = tiny_model_and_tokenizer(seed=args.seed)
+    results: dict = {"hidden_reward": HIDDEN, "trunk": args.trunk, "args": vars(args), "reward_models": {}, "rl": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        if args.trunk == "tiny":
+            model.save_pretrained(root / "trunk")
+            tokenizer.save_pretrained(root / "trunk")
+            config = RewardModelConfig(base=str(root / "trunk"), epochs=4, learning_rate=1e-3, seed=args.seed)
+        else:
+            config = RewardModelConfig(base=None if args.trunk == "minilm" else args.trunk, epochs=3, seed=args.seed)
+        log = root / "feedback.jsonl"
+        results["collection"] = collect(model, tokenizer, log, sizes[-1], args.max_new_tokens, args.seed)
+        print("collected over HTTP:", results["collection"])
+        lines = log.read_text().splitlines()
+        pairs = held_out_pairs(model, tokenizer, args.held_out_pairs, args.max_new_tokens, args.seed)
+        for n in sizes:
+            (root / f"log{n}.jsonl").write_text("\n".join(lines[:n]) + "\n")
+            report = train_reward_model(root / f"log{n}.jsonl", root / f"rm{n}", config, log=lambda *a: None)
+            measured = accuracy(root / f"rm{n}", pairs)
+            results["reward_models"][n] = {
+                "comparisons": report["comparisons"],
+                **measured,
+                "split_accuracy": report["eval_accuracy"],
+                "seconds": report["seconds"],
+            }
+            print(
+                f"N={n}: {report['comparisons']} comparisons, held-out accuracy {measured['accuracy']:.3f} ± "
+                f"{measured['accuracy_se']:.3f} on {measured['pairs']} pairs"
+            )
+        runs = {f"reward model N={n}": ("reward-model", {"path": str(root / f"rm{n}")}) for n in rl_for}
+        runs["hidden reward itself (oracle)"] = (HIDDEN, {})
+        for name, (reward, kwargs) in runs.items():
+            policy, _ = tiny_model_and_tokenizer(seed=args.seed)
+            results["rl"][name] = rl(policy, tokenizer, reward, kwargs, args, args.seed)
+            r = results["rl"][name]
+            print(
+                f"GRPO on {name}: hidden {r['hidden_before']:.3f} -> {r['hidden_after']:.3f}, gain "
+                f"{r['hidden_gain']:+.3f} ± {r['hidden_gain_se']:.3f}, KL {r['kl']:.2f} ({r['train_seconds']:.0f} s)"
+            )
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
