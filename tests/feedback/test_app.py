@@ -145,3 +145,28 @@ def test_a_skipped_job_question_returns_the_middle_and_is_not_logged(tmp_path):
     assert answers == ["tie"] and not board.log_path.exists()
     with pytest.raises(TimeoutError, match=r"within 0\.01 s"):
         board.ask_rating("p", "x", timeout=0.01)
+
+
+def test_missing_fastapi_says_what_to_install(monkeypatch, board):
+    import sys
+
+    from gymnasium.error import DependencyNotInstalled
+
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ModuleNotFoundError
+    with pytest.raises(DependencyNotInstalled, match=r'needs FastAPI.*pip install "textgen-env\[feedback\]"'):
+        create_app(board)
+
+
+def test_model_completer_and_make_board(tmp_path, tiny):
+    from textgen_env.feedback import ModelCompleter, make_board
+
+    model, tokenizer = tiny
+    completions = ModelCompleter(model, tokenizer, max_new_tokens=5, seed=1)("the movie was", 2)
+    assert len(completions) == 2 and all(isinstance(text, str) for text in completions)
+    board = make_board(tmp_path / "log.jsonl", model=(model, tokenizer), prompts=["the film"], mode="rating")
+    question = board.next_question()
+    assert question.kind == "rating" and question.prompt == "the film" and len(question.completions) == 1
+    with pytest.raises(ValueError, match="Expected max_new_tokens to be a positive int, got 0"):
+        ModelCompleter(model, tokenizer, max_new_tokens=0)
+    with pytest.raises(ValueError, match="Expected mode 'pair', 'rating' or 'mixed', got 'both'"):
+        QuestionBoard(tmp_path / "log.jsonl", mode="both")

@@ -160,15 +160,18 @@ class EditBatch:
         slots = list(slots)
         edits = {slot: self._decode(slot, actions[slot]) for slot in slots}
         self._write_structured(edits, rngs)
+        reasons = {
+            slot: None if isinstance(edit, Edit) and edit.op == "stop" else self._why_invalid(slot, edit)
+            for slot, edit in edits.items()
+        }
+        for slot, reason in reasons.items():  # before any slot changes, so that an error leaves every slot as it was
+            if reason is not None and self.config.invalid_action == "raise":
+                given = np.asarray(actions[slot]).tolist()
+                raise ValueError(f"Expected a valid edit action, got {given} for slot {slot}: {reason}")
         penalties = np.zeros(self.num_slots)
         for slot, edit in edits.items():
-            reason = None if isinstance(edit, Edit) and edit.op == "stop" else self._why_invalid(slot, edit)
-            self.invalid[slot] = reason
+            reason = self.invalid[slot] = reasons[slot]
             if reason is not None:
-                if self.config.invalid_action == "raise":
-                    raise ValueError(
-                        f"Expected a valid edit action, got {np.asarray(actions[slot]).tolist()} for slot {slot}: {reason}"
-                    )
                 penalties[slot] = self.config.invalid_penalty
                 self.last_edits[slot] = f"invalid: {reason}"
                 self.edits[slot] += 1

@@ -77,12 +77,14 @@ class FeedbackServer:
         self.board = board
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._url: str | None = None
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the running server."""
-        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        """``http://host:port`` of the server (known once it started)."""
+        if self._url is None:
+            raise RuntimeError("Expected a started FeedbackServer, got one that was never started")
+        return self._url
 
     def start(self, timeout: float = 10.0) -> FeedbackServer:
         self._thread = threading.Thread(target=self._server.run, name="feedback-server", daemon=True)
@@ -92,6 +94,8 @@ class FeedbackServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"Expected the feedback server to start within {timeout} s, got no server")
             time.sleep(0.01)
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self._url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:

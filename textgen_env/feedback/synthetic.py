@@ -54,7 +54,8 @@ class SyntheticUser:
         a, b = self.score(prompt, [completion_a, completion_b])
         if self.noise == 0:
             return "tie" if a == b else ("a" if a > b else "b")
-        return "a" if self.np_random.random() < 1 / (1 + math.exp(-(a - b) / self.noise)) else "b"
+        p_a = 0.5 * (1 + math.tanh((a - b) / (2 * self.noise)))  # sigmoid((a - b) / noise), without overflow
+        return "a" if self.np_random.random() < p_a else "b"
 
     def rate(self, prompt: str, completion: str) -> int:
         """A whole-number rating on the scale."""
