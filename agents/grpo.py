@@ -38,6 +38,8 @@ class GRPO(Agent):
             raise ValueError(
                 f"Expected the env's num_envs to be a multiple of group_size={size}, got num_envs={self.env.num_envs}"
             )
+        if self.dist.enabled:  # each rank's share holds whole groups, so no group straddles two ranks
+            self.dist.share(self.config.episodes_per_iteration, "episodes_per_iteration", multiple_of=size)
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """The slots of one group share a seed, so they start from the same prompt."""

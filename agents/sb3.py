@@ -64,6 +64,7 @@ from agents.sb3_callbacks import GenerationLoggingCallback, KLPenaltyCallback
 from agents.sb3_episodes import EpisodeRolloutBuffer
 from agents.sb3_policy import LMActorCriticPolicy, LMSource, TokenObservationExtractor, check_token_spaces
 from textgen_env import TextGenConfig, TextGenEnv, load_model, load_tokenizer
+from textgen_env.storage import atomic_folder
 
 __all__ = [
     "EpisodeRolloutBuffer",
@@ -270,9 +271,9 @@ def save_lm(
             "the env's: save_lm(ppo, folder, tokenizer=env.get_attr('tokenizer')[0])"
         )
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    policy.lm.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    if value_head:
-        torch.save(policy.value_net.state_dict(), folder / "value_head.pt")
+    with atomic_folder(folder, name="save_lm") as staging:  # a kill leaves the old folder or the new one
+        policy.lm.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if value_head:
+            torch.save(policy.value_net.state_dict(), staging / "value_head.pt")
     return folder
