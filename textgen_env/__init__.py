@@ -35,6 +35,11 @@ register(
     vector_entry_point="textgen_env.vector:TextGenVectorEnv",
 )
 register(
+    id="TextDialogue-v0",
+    entry_point="textgen_env.dialogue.env:TextDialogueEnv",
+    vector_entry_point="textgen_env.dialogue.env:TextDialogueVectorEnv",
+)
+register(
     id="TextEdit-v0",
     entry_point="textgen_env.edit.env:TextEditEnv",
     vector_entry_point="textgen_env.edit.vector:TextEditVectorEnv",

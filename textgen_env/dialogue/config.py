@@ -1,0 +1,74 @@
+"""`DialogueConfig`: the conversation settings of TextDialogue-v0 (the reply settings are TextGenConfig's)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from textgen_env.dialogue.scenarios import Scenario, resolve_scenarios
+from textgen_env.dialogue.users import RuleBasedUser, SimulatedUser, User
+
+__all__ = ["USER_KINDS", "DialogueConfig", "make_user"]
+
+USER_KINDS = ("rule", "simulated")
+"""Names a ``user=`` argument may take (or give a `User` instance or a factory returning one)."""
+
+
+def _number(name: str, value: Any, minimum: float = 0.0) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"Expected {name} to be a finite number >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """The conversation settings (every other TextDialogueEnv argument is a `TextGenConfig` one)."""
+
+    scenarios: str | Scenario | Sequence[str | Scenario] = "train"
+    """Scenario name, set (``train``, ``eval``, ``all``), `Scenario`, or a list; each episode draws one."""
+    user: str | User | Callable[[], User] = "rule"
+    """``"rule"`` (`RuleBasedUser`), ``"simulated"`` (`SimulatedUser` on the env's LM), a `User` or a factory."""
+    max_turns: int = 3
+    """Assistant replies per conversation at most (>= 1)."""
+    max_reply_tokens: int = 24
+    """Tokens of one reply at most (>= 2)."""
+    max_context_tokens: int = 192
+    """Longest conversation text in tokens; older turns are dropped to fit."""
+    feedback_weight: float = 1.0
+    """Weight of the user's feedback in the reward of a reply's last token."""
+    final_weight: float = 0.0
+    """Weight of the conversation's mean feedback, paid at its last step."""
+    chat_template: bool = True
+    """Render the conversation with the tokenizer's chat template when it has one."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scenarios", resolve_scenarios(self.scenarios))
+        for name, minimum in (("max_turns", 1), ("max_reply_tokens", 2), ("max_context_tokens", 8)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"Expected {name} to be an int >= {minimum}, got {value!r}")
+        _number("feedback_weight", self.feedback_weight)
+        _number("final_weight", self.final_weight)
+        if not isinstance(self.chat_template, bool):
+            raise ValueError(f"Expected chat_template to be a bool, got {self.chat_template!r}")
+        if isinstance(self.user, str) and self.user not in USER_KINDS:
+            raise ValueError(f"Expected user to be one of {list(USER_KINDS)}, a User or a factory, got {self.user!r}")
+        if not isinstance(self.user, (str, User)) and not callable(self.user):
+            raise ValueError(f"Expected user to be one of {list(USER_KINDS)}, a User or a factory, got {self.user!r}")
+
+
+def make_user(spec: str | User | Callable[[], User], slot: int) -> User:
+    """A fresh `User` for one slot: a named kind, a copy of a given instance (slot 0 gets it), or a factory's."""
+    if spec == "rule":
+        return RuleBasedUser()
+    if spec == "simulated":
+        return SimulatedUser()
+    if isinstance(spec, User):
+        return spec if slot == 0 else copy.deepcopy(spec)
+    user = spec()
+    if not isinstance(user, User):
+        raise TypeError(f"Expected the user factory to return a User, got {type(user).__name__}")
+    return user

@@ -1,0 +1,119 @@
+"""Built-in conversation scenarios for TextDialogue-v0: who the user is, what they want, and how they rate a reply.
+
+Written for this project. Each scenario's `rubric` is a package reward (`textgen_env.rewards`) of the assistant's
+reply (plus its `rubric_shift`), between -1 and 1; the simulated and rule-based users report it as their feedback.
+The sets ``train`` and ``eval`` hold different scenarios, so feedback can be measured on held-out ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SCENARIOS", "SCENARIO_SETS", "Scenario", "resolve_scenarios"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of conversation."""
+
+    name: str
+    persona: str
+    """Who the user is (the simulated user's system prompt)."""
+    goal: str
+    """What the user wants from the assistant."""
+    opening: str
+    """The user's first message."""
+    follow_ups: tuple[str, ...]
+    """What a rule-based user says next, in turn (cycled)."""
+    rubric: str | Mapping[str, float]
+    """Package reward (name or {name: weight}) that rates the assistant's reply."""
+    rubric_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Arguments of the rubric reward."""
+    rubric_shift: float = 0.0
+    """Added to the rubric's score (the length reward's [-1, 0] becomes [0, 1])."""
+    satisfied_at: float = 0.6
+    """Feedback at or above which the user ends the conversation content."""
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "refund": Scenario(
+        name="refund",
+        persona="You are a customer who bought headphones that broke after a week.",
+        goal="Get a refund, and an apology.",
+        opening="Hi, my headphones broke after one week. I want my money back.",
+        follow_ups=("So can I get a refund or not?", "I still have the receipt. What do I do now?"),
+        rubric="keyword",
+        rubric_kwargs={"keywords": ["sorry", "refund", "apolog"]},
+    ),
+    "explain": Scenario(
+        name="explain",
+        persona="You are a student who missed the lecture on photosynthesis.",
+        goal="Understand how plants make food from light, in simple words.",
+        opening="Can you explain photosynthesis to me? I missed the class.",
+        follow_ups=("What does the sunlight do exactly?", "And why do plants need water for it?"),
+        rubric={"keyword": 0.7, "readability": 0.3},
+        rubric_kwargs={"keyword": {"keywords": ["light", "sun", "energy", "sugar", "water"]}},
+    ),
+    "short_answer": Scenario(
+        name="short_answer",
+        persona="You are a busy person who wants quick, short answers.",
+        goal="Get a one-line answer.",
+        opening="Quick question: what is the capital of France?",
+        follow_ups=("And of Spain? Keep it short.", "And Italy?"),
+        rubric="length",
+        rubric_kwargs={"target": 4},
+        rubric_shift=1.0,
+        satisfied_at=0.9,
+    ),
+    "recipe": Scenario(
+        name="recipe",
+        persona="You are a hungry person with eggs, bread and cheese at home.",
+        goal="Get a friendly idea for a quick meal.",
+        opening="I have eggs, bread and cheese. What can I cook tonight?",
+        follow_ups=("Sounds good, how long does it take?", "Anything I can add to it?"),
+        rubric={"keyword": 0.7, "sentiment": 0.3},
+        rubric_kwargs={"keyword": {"keywords": ["egg", "cheese", "bread", "toast", "minutes"]}},
+    ),
+    "complaint": Scenario(
+        name="complaint",
+        persona="You are an upset hotel guest whose room was not cleaned.",
+        goal="Be heard and get the room cleaned today.",
+        opening="My room was not cleaned yesterday and it is still dirty. This is not ok.",
+        follow_ups=("When exactly will someone come?", "Will I get anything for the trouble?"),
+        rubric={"keyword": 0.7, "sentiment": 0.3},
+        rubric_kwargs={"keyword": {"keywords": ["sorry", "clean", "today", "apolog"]}},
+    ),
+}
+"""Every built-in scenario by name."""
+
+SCENARIO_SETS: dict[str, tuple[str, ...]] = {
+    "train": ("refund", "explain", "short_answer"),
+    "eval": ("recipe", "complaint"),
+    "all": tuple(SCENARIOS),
+}
+"""Named groups of scenarios: ``train`` and the held-out ``eval``."""
+
+
+def resolve_scenarios(spec: str | Scenario | Sequence[str | Scenario]) -> tuple[Scenario, ...]:
+    """Scenarios from a name, a set name (``train``, ``eval``, ``all``), a `Scenario`, or a list of those.
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed) or an empty list.
+    """
+    items = [spec] if isinstance(spec, (str, Scenario)) else list(spec)
+    if not items:
+        raise ValueError("Expected at least one scenario, got an empty list")
+    resolved: list[Scenario] = []
+    for item in items:
+        if isinstance(item, Scenario):
+            resolved.append(item)
+        elif isinstance(item, str) and item in SCENARIO_SETS:
+            resolved.extend(SCENARIOS[name] for name in SCENARIO_SETS[item])
+        elif isinstance(item, str) and item in SCENARIOS:
+            resolved.append(SCENARIOS[item])
+        else:
+            valid = sorted(SCENARIOS) + sorted(SCENARIO_SETS)
+            raise ValueError(f"Expected scenario to be one of {valid} or a Scenario, got {item!r}")
+    return tuple(resolved)
