@@ -25,7 +25,7 @@ from agents.config import AgentConfig
 from agents.distributed import SINGLE_PROCESS, DistributedContext
 from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
 from agents.policy import LMPolicy
-from agents.rollout import Episode, Rollout
+from agents.rollout import Episode, Rollout, _new_record, _prompt_ids
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder
@@ -162,23 +162,25 @@ class Agent(abc.ABC):
 
     @torch.no_grad()
     def _collect_round(self, seeds: list[int], temperature: float) -> list[Episode]:
+        """One episode per slot; in a conversation env (TextDialogue-v0) one per assistant reply, each with the
+        conversation so far as its prompt (user turns are never actions, so never in the loss or the KL) and the
+        rewards of the conversation's later replies added to its last token (the return is the conversation's)."""
         env, n = self.env, self.env.num_envs
         obs, _ = env.reset(seed=seeds)
         cache = self.policy.rollout_cache(n)
-        ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
-        prompts = [ids[i][mask[i]].tolist() for i in range(n)]
+        prompts = _prompt_ids(obs, range(n))
         tokens: list[list[int]] = [list(p) for p in prompts]
         restart = [True] * n
         active = np.ones(n, dtype=bool)
-        records: list[dict[str, list]] = [
-            {"actions": [], "rewards": [], "logprobs": [], "values": []} for _ in range(n)
-        ]
-        finished: list[Episode | None] = [None] * n
+        records = [_new_record() for _ in range(n)]
+        replies: list[list[Episode]] = [[] for _ in range(n)]
         while active.any():
             logits, values = self.policy.rollout_step(cache, tokens, restart)
             actions = self.sample_actions(logits, temperature)
             logprobs = selective_log_softmax(logits / temperature, actions)
             obs, rewards, terminated, truncated, infos = env.step_unfinished(actions.numpy())
+            tokens, restart = [[int(a)] for a in actions], [False] * n
+            reply_ended = infos.get("reply_ended", np.zeros(n, dtype=bool))
             for i in np.flatnonzero(active):
                 record = records[i]
                 record["actions"].append(int(actions[i]))
@@ -186,21 +188,32 @@ class Agent(abc.ABC):
                 record["logprobs"].append(float(logprobs[i]))
                 if values is not None:
                     record["values"].append(float(values[i]))
-                if terminated[i] or truncated[i]:
-                    active[i] = False
-                    finished[i] = Episode(
-                        prompt=str(infos["prompt"][i]),
-                        completion=str(infos["text"][i]),
-                        prompt_ids=prompts[i],
-                        completion_ids=record["actions"],
-                        rewards=record["rewards"],
-                        logprobs=record["logprobs"],
-                        values=record["values"],
+                over = bool(terminated[i] or truncated[i])
+                if over or bool(reply_ended[i]):
+                    replies[i].append(
+                        Episode(
+                            prompt=str(infos["prompt"][i]),
+                            completion=str(infos["text"][i]),
+                            prompt_ids=prompts[i],
+                            completion_ids=record["actions"],
+                            rewards=record["rewards"],
+                            logprobs=record["logprobs"],
+                            values=record["values"],
+                        )
                     )
-            tokens = [[int(a)] for a in actions]
-            restart = [False] * n
-        self.num_timesteps += sum(len(e.completion_ids) for e in finished if e is not None)
-        return [e for e in finished if e is not None]
+                    records[i] = _new_record()
+                if over:
+                    active[i] = False
+                elif reply_ended[i]:  # the user answered: the next reply starts from the longer conversation
+                    prompts[i] = _prompt_ids(obs, [i])[0]
+                    tokens[i], restart[i] = list(prompts[i]), True
+        finished = []
+        for episodes in replies:
+            for earlier, later in zip(episodes[-2::-1], episodes[:0:-1]):  # last reply first
+                earlier.rewards[-1] += sum(later.rewards)
+            finished.extend(episodes)
+        self.num_timesteps += sum(len(e.completion_ids) for e in finished)
+        return finished
 
     # ------------------------------------------------------------------------------------------------- learning
     def learn(
@@ -372,7 +385,11 @@ def _as_vector_env(env: Any) -> TextGenVectorEnv:
         settings = {f.name: getattr(inner.config, f.name) for f in fields(inner.config)}  # no deep copies
         settings["tokenizer"] = inner.tokenizer
         inner = TextGenVectorEnv(num_envs=1, **settings)
-    if not isinstance(inner, TextGenVectorEnv):
+    from textgen_env.dialogue import TextDialogueEnv, TextDialogueVectorEnv
+
+    if isinstance(inner, TextDialogueEnv):
+        raise TypeError("Expected gym.make_vec('TextDialogue-v0', num_envs=N) for an agent, got a TextDialogueEnv")
+    if not isinstance(inner, (TextGenVectorEnv, TextDialogueVectorEnv)):
         raise TypeError(f"Expected a TextGenVectorEnv or TextGenEnv, got {type(env).__name__}")
     if inner.config.observation_mode != "tokens" or inner.config.action_mode != "vocab":
         raise ValueError(

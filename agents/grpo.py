@@ -21,6 +21,7 @@ from agents.functional import (
     masked_mean,
     selective_log_softmax,
 )
+from textgen_env import TextGenVectorEnv
 
 __all__ = ["GRPO"]
 
@@ -33,6 +34,11 @@ class GRPO(Agent):
 
     def __init__(self, env, config=None, **kwargs) -> None:
         super().__init__(env, config, **kwargs)
+        if not isinstance(self.env, TextGenVectorEnv):
+            raise TypeError(
+                "Expected a TextGen-v0 vector env for GRPO (its groups are completions of one prompt; a conversation "
+                f"has several replies), got {type(self.env).__name__}; use PPO or REINFORCE on conversations"
+            )
         size = self.config.group_size
         if self.env.num_envs % size:
             raise ValueError(

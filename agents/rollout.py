@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,3 +53,13 @@ class Rollout:
             values = getattr(self.episodes[i], name)
             out[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
         return out
+
+
+def _new_record() -> dict[str, list]:
+    return {"actions": [], "rewards": [], "logprobs": [], "values": []}
+
+
+def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:
+    """The unpadded prompt tokens of `slots` in a token observation."""
+    ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
+    return [ids[i][mask[i]].tolist() for i in slots]

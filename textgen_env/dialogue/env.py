@@ -155,11 +155,21 @@ class TextDialogueVectorEnv(VectorEnv):
         self._rngs = [seeding.np_random()[0] for _ in range(num_envs)]
         self._autoreset = np.zeros(num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    @property
+    def config(self):
+        """The reply settings (a `TextGenConfig`: modes, lengths, reward) shared by every slot."""
+        return self.batch.gen_config
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         if options:
             raise ValueError(f"Expected no reset options for TextDialogueVectorEnv, got {sorted(options)}")
         if seed is not None:
-            self._rngs = [seeding.np_random(seed + i)[0] for i in range(self.num_envs)]
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"Expected {self.num_envs} seeds (one per env), got {len(seeds)}")
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
         infos = self.batch.reset(np.ones(self.num_envs, dtype=bool), self._rngs)
         self._autoreset[:] = False
         return _observation(self.batch), self._merge(infos)
@@ -183,6 +193,22 @@ class TextDialogueVectorEnv(VectorEnv):
         self._autoreset = terminated.copy()
         truncated = np.zeros(self.num_envs, dtype=bool)
         return _observation(self.batch), rewards, terminated, truncated, self._merge(infos)
+
+    def step_unfinished(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """`step` without autoreset: conversations that ended stay ended (action ignored, reward 0) until `reset`
+        (for agents that collect one conversation per slot)."""
+        if not self.batch.started or self.batch.done.all():
+            raise gym.error.ResetNeeded("Expected an unfinished conversation to step, got none: call reset")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"Expected actions of shape ({self.num_envs},), got {actions.shape}")
+        idle = self.batch.done.copy()
+        step = self.batch.step(actions, self._rngs, idle=idle)
+        step.rewards[idle] = 0.0
+        self._autoreset = idle | step.terminated
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        infos = self._merge([{} if idle[i] else step.infos[i] for i in range(self.num_envs)])
+        return _observation(self.batch), step.rewards, step.terminated, truncated, infos
 
     def render(self) -> tuple[str, ...] | None:
         return tuple(self.batch.render_text(i) for i in range(self.num_envs)) if self.render_mode == "ansi" else None

@@ -80,6 +80,11 @@ class DialogueBatch:
     def started(self) -> bool:
         return self.core.started
 
+    @property
+    def loaded_model(self):
+        """The core's model if it is in memory (the agents' natural KL reference)."""
+        return self.core.loaded_model
+
     def _prompt(self, slot: int) -> Prompt:
         text = fit_to_context(
             self.tokenizer,
@@ -115,8 +120,10 @@ class DialogueBatch:
         ended = np.flatnonzero(core.terminated & ~idle)
         again: list[Prompt | None] = [None] * self.num_slots
         components: dict[int, dict[str, float]] = {}
+        replied: dict[int, tuple[str, str]] = {}
         for slot in ended:
             reply = self.core.completions[slot]
+            replied[slot] = (self.core.prompts[slot].text, reply)
             self.conversations[slot].append({"role": "assistant", "content": reply})
             self.turns[slot] += 1
             user = self.users[slot]
@@ -145,6 +152,7 @@ class DialogueBatch:
             if slot in components:
                 info["reward_components"] = {**info.get("reward_components", {}), **components[slot]}
                 info["reply_ended"] = True
+                info["prompt"], info["text"] = replied[slot]  # the reply that just ended and its prompt
             if result.terminated[slot]:
                 info["episode_return"] = float(self.returns[slot])
                 info["mean_feedback"] = float(np.mean(self.feedbacks[slot])) if self.feedbacks[slot] else None
