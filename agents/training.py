@@ -18,6 +18,7 @@ import torch
 from agents import agent_class
 from agents.base import Agent
 from agents.config import _positive
+from agents.dialogue_eval import evaluate_dialogue
 from agents.distributed import DistributedContext
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.report import plot_curves
@@ -30,6 +31,7 @@ from agents.run_folder import (
 )
 from agents.run_logging import RunLogger
 from textgen_env import TextGenVectorEnv, make_prompt_source
+from textgen_env.dialogue import TextDialogueVectorEnv
 from textgen_env.models import DEFAULT_MODEL
 from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
 
@@ -82,6 +84,17 @@ class TrainSettings:
     """Write TensorBoard logs."""
     device: str = "cpu"
     """Device of the model work: cpu, cuda (under torchrun each rank takes cuda:LOCAL_RANK) or cuda:N."""
+    env: str = "textgen"
+    """textgen (TextGen-v0: one completion per prompt) or dialogue (TextDialogue-v0: conversations with a user whose
+    ratings are the reward; reward, prompts and eval_prompts are then unused)."""
+    scenarios: str = "train"
+    """With env dialogue: the training scenarios (a name or set: train, eval, all, refund, explain, ...)."""
+    eval_scenarios: str = "eval"
+    """With env dialogue: the held-out scenarios of the before/after evaluation."""
+    user: str = "rule"
+    """With env dialogue: rule (rule-based, cheap) or simulated (the model plays the user)."""
+    max_turns: int = 3
+    """With env dialogue: assistant replies per conversation at most."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): lr 5e-5 and a KL coefficient that starts at 0.1 and rises (never below 0.1) while the KL
@@ -89,6 +102,9 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         config_class = agent_class(self.agent).config_class  # raises on an unknown agent
+        if self.env not in ("textgen", "dialogue"):
+            raise ValueError(f"Expected env to be one of ['textgen', 'dialogue'], got {self.env!r}")
+        _positive("max_turns", self.max_turns, integer=True)
         for name in ("steps", "num_envs", "max_new_tokens", "eval_samples_per_prompt"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("eval_every", "checkpoint_every"):
@@ -111,15 +127,30 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return dict(MAIN_JOB_OPTIONS)
 
 
-def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv, Agent]:
-    env = TextGenVectorEnv(
+def _dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: str) -> TextDialogueVectorEnv:
+    return TextDialogueVectorEnv(
         num_envs=settings.num_envs,
-        model=settings.model,
-        prompts=settings.prompts,
-        reward=settings.reward,
-        max_new_tokens=settings.max_new_tokens,
-        device=ctx.device(settings.device),
+        model=model,
+        scenarios=scenarios,
+        user=settings.user,
+        max_turns=settings.max_turns,
+        max_reply_tokens=settings.max_new_tokens,
+        device=device,
     )
+
+
+def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv, Agent]:
+    if settings.env == "dialogue":
+        env = _dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
+    else:
+        env = TextGenVectorEnv(
+            num_envs=settings.num_envs,
+            model=settings.model,
+            prompts=settings.prompts,
+            reward=settings.reward,
+            max_new_tokens=settings.max_new_tokens,
+            device=ctx.device(settings.device),
+        )
     cls = agent_class(settings.agent)
     checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
@@ -136,6 +167,10 @@ def _needed_bytes(agent: Agent) -> int:
 
 
 def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
+    if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
+        model = env.batch.loaded_model if env.batch.loaded_model is not None else settings.model
+        eval_env = _dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
+        return evaluate_dialogue(agent, eval_env, rounds=settings.eval_samples_per_prompt, seed=settings.seed)
     return evaluate(
         agent.policy,
         env,
@@ -210,7 +245,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     def on_iteration(trained: Agent, stats: dict[str, float]) -> bool:
         nonlocal eval_seconds
         stats["wall_seconds"] = time.perf_counter() - started
-        if settings.eval_every and trained.iteration % settings.eval_every == 0:
+        if settings.eval_every and settings.env == "textgen" and trained.iteration % settings.eval_every == 0:
             eval_start = time.perf_counter()
             quick = evaluate(
                 trained.policy, env, quick_eval, samples_per_prompt=2, temperature=trained.config.temperature

@@ -83,3 +83,37 @@ def test_agents_raise_the_users_feedback(dialogue_env, cls, options):
 def test_grpo_refuses_conversations(dialogue_env):
     with pytest.raises(TypeError, match="Expected a TextGen-v0 vector env for GRPO"):
         GRPO(dialogue_env(4))
+
+
+def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
+    from agents.dialogue_eval import evaluate_dialogue
+    from agents.evaluation import paired_gain
+
+    agent = PPO(dialogue_env(4), episodes_per_iteration=8, minibatch_size=4, seed=0)
+    state = agent.generator.get_state()
+    first = evaluate_dialogue(agent, dialogue_env(4), rounds=2, seed=7)
+    again = evaluate_dialogue(agent, dialogue_env(4), rounds=2, seed=7)
+    assert first.rewards == again.rewards and first.num_prompts == 8  # conversations are the units
+    assert agent.num_timesteps == 0 and agent.generator.get_state().equal(state)  # training is untouched
+    assert paired_gain(first, again).mean == 0.0
+    assert all(s["conversation"][0]["content"] == "the movie was" for s in first.samples)
+    assert first.kl.mean == pytest.approx(0.0, abs=1e-5)  # the untrained policy is its reference
+
+
+@pytest.mark.slow
+def test_the_main_job_trains_on_conversations(tmp_path, tiny):
+    import json
+
+    from agents.cli import main
+
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    args = ["train", "--env", "dialogue", "--agent", "ppo", "--model", str(tmp_path / "tiny"), "--user", "rule"]
+    args += ["--scenarios", "train", "--eval-scenarios", "eval", "--max-turns", "2", "--max-new-tokens", "4"]
+    args += ["--num-envs", "4", "--steps", "64", "--episodes-per-iteration", "8", "--minibatch-size", "8"]
+    args += ["--eval-samples-per-prompt", "1", "--output", str(tmp_path / "run"), "--no-tensorboard"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["settings"]["env"] == "dialogue" and report["eval_prompts"] == 4  # 4 held-out conversations
+    assert report["eval_gain_se"] >= 0 and (tmp_path / "run" / "model" / "config.json").is_file()

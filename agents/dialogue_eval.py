@@ -1,0 +1,75 @@
+"""Held-out evaluation of an agent on conversations (TextDialogue-v0): the user's mean rating per conversation, the
+exact KL to the reference summed over a conversation's replies, reply lengths, with standard errors.
+
+Conversations are the independent units: each is one sample (its mean rating), so the standard errors are over
+conversations, and two evaluations with the same seed meet the same scenarios and users (`paired_gain` pairs them).
+The agent's own collection loop runs the conversations with a sampler seeded for the evaluation; the agent's env,
+generator and token count are restored afterwards, so evaluating never changes training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from agents.base import Agent
+from agents.evaluation import EvalResult, distinct_n
+from agents.functional import masked_sum
+from agents.rollout import Rollout
+from agents.scoring import score_rollout
+from agents.statistics import mean_with_error
+
+__all__ = ["evaluate_dialogue"]
+
+
+def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> EvalResult:
+    """Run ``rounds x env.num_envs`` conversations of `env` (a ``TextDialogueVectorEnv``) with `agent`'s policy.
+
+    Returns an `EvalResult` whose "prompts" are conversations (one sample each): ``reward`` is the mean rating per
+    conversation, ``kl`` the summed exact KL of its replies, ``length`` its reply tokens; ``samples`` hold the
+    conversations.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"Expected rounds to be an int >= 1, got {rounds!r}")
+    saved_env, saved_generator, saved_steps = agent.env, agent.generator, agent.num_timesteps
+    agent.env, agent.generator = env, torch.Generator().manual_seed(seed)
+    ratings, kls, lengths, samples, replies = [], [], [], [], []
+    try:
+        for round_index in range(rounds):
+            seeds = [seed * 1_000_003 + round_index * env.num_envs + i for i in range(env.num_envs)]
+            episodes = agent._collect_round(seeds, agent.config.temperature)
+            scored = score_rollout(agent, Rollout(episodes), need_kl=True)
+            episode_kl = masked_sum(scored["kl"], scored["mask"], dim=1).tolist()
+            cursor = 0
+            for slot in range(env.num_envs):
+                count = int(env.batch.turns[slot])
+                marks = env.batch.feedbacks[slot]
+                ratings.append(float(np.mean(marks)) if marks else 0.0)
+                kls.append(float(sum(episode_kl[cursor : cursor + count])))
+                lengths.append(sum(len(e.completion_ids) for e in episodes[cursor : cursor + count]))
+                replies.extend(e.completion for e in episodes[cursor : cursor + count])
+                samples.append(
+                    {
+                        "scenario": env.batch.scenarios[slot].name,
+                        "conversation": [dict(m) for m in env.batch.conversations[slot]],
+                        "feedback": list(marks),
+                    }
+                )
+                cursor += count
+    finally:
+        agent.env, agent.generator, agent.num_timesteps = saved_env, saved_generator, saved_steps
+    index = list(range(len(ratings)))
+    return EvalResult(
+        reward=mean_with_error(ratings),
+        kl=mean_with_error(kls),
+        length=mean_with_error(lengths),
+        distinct2=distinct_n(replies),
+        num_prompts=len(ratings),
+        samples_per_prompt=1,
+        seed=seed,
+        prompt_index=index,
+        rewards=ratings,
+        kls=kls,
+        lengths=lengths,
+        samples=samples,
+    )
