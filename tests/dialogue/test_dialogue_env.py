@@ -199,3 +199,17 @@ def test_a_malformed_user_turn_names_the_field(make_dialogue):
     with pytest.raises(TypeError, match=r"Expected UserTurn.feedback from BadUser.respond to be a finite number"):
         for _ in range(5):
             env.step(1)
+
+
+def test_dense_feedback_pays_the_rating_as_it_builds_up_and_sums_to_it(make_dialogue):
+    for mode in ("sparse", "dense"):
+        env = make_dialogue(scenarios="short_answer", max_turns=2, feedback_mode=mode, feedback_weight=2.0)
+        env.action_space.seed(4)
+        steps = _play(env, seed=4)
+        ratings = steps[-1][3]["feedback"]
+        assert sum(s[1] for s in steps) == pytest.approx(2.0 * sum(ratings))  # either way the same total
+        paid_early = [s[1] for s in steps if not s[3].get("reply_ended")]
+        if mode == "sparse":
+            assert all(r == 0.0 for r in paid_early)
+        else:  # one word more is a step toward the 4-word target: the rating grows during the reply
+            assert any(r > 0 for r in paid_early)

@@ -43,6 +43,10 @@ class DialogueConfig:
     """Weight of the conversation's mean feedback, paid at its last step."""
     chat_template: bool = True
     """Render the conversation with the tokenizer's chat template when it has one."""
+    feedback_mode: str = "sparse"
+    """``"sparse"``: the rating on the reply's last token; ``"dense"``: potential-based shaping by the user's rating
+    of the reply so far (``User.rate``), r_t = w * (rate(reply_t) - rate(reply_{t-1})), the last token getting the
+    rest up to the actual rating, so a reply's rewards still sum to w * rating."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scenarios", resolve_scenarios(self.scenarios))
@@ -52,6 +56,8 @@ class DialogueConfig:
                 raise ValueError(f"Expected {name} to be an int >= {minimum}, got {value!r}")
         _number("feedback_weight", self.feedback_weight)
         _number("final_weight", self.final_weight)
+        if self.feedback_mode not in ("sparse", "dense"):
+            raise ValueError(f"Expected feedback_mode to be one of ['sparse', 'dense'], got {self.feedback_mode!r}")
         if not isinstance(self.chat_template, bool):
             raise ValueError(f"Expected chat_template to be a bool, got {self.chat_template!r}")
         if isinstance(self.user, str) and self.user not in USER_KINDS:

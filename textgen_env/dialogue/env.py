@@ -26,6 +26,7 @@ _DIALOGUE_FIELDS = {
     "feedback_weight",
     "final_weight",
     "chat_template",
+    "feedback_mode",
 }
 
 
@@ -70,7 +71,8 @@ class TextDialogueEnv(gym.Env):
 
     ## Rewards
     Every step pays the package reward of the reply (``reward``, sparse or dense as in TextGen-v0; none by default)
-    and the KL term when ``kl_coef > 0``. A reply's last token also gets ``feedback_weight * rating``; the
+    and the KL term when ``kl_coef > 0``. A reply's last token also gets ``feedback_weight * rating`` (with
+    ``feedback_mode="dense"`` that rating is paid as it builds up, token by token, summing to the same); the
     conversation's last step also gets ``final_weight * mean rating``. The return is the sum of all: the weighted
     ratings of every reply plus the package rewards. ``info["reward_components"]`` splits each step's reward.
 
@@ -89,6 +91,7 @@ class TextDialogueEnv(gym.Env):
     | max_turns / max_reply_tokens / max_context_tokens | 3 / 24 / 192 | conversation lengths |
     | feedback_weight / final_weight | 1.0 / 0.0 | weights of the per-reply rating and the final mean rating |
     | chat_template | True | use the tokenizer's chat template when it has one |
+    | feedback_mode | "sparse" | "sparse": rating on the last token; "dense": shaped by the rating of the reply so far |
     | (others) | | TextGen-v0's: model, tokenizer, reward, reward_mode, action_mode, observation_mode, kl_coef, ... |
 
     ## Version History

@@ -74,6 +74,7 @@ class DialogueBatch:
         self.feedbacks: list[list[float]] = [[] for _ in range(num_slots)]
         self.turns = np.zeros(num_slots, dtype=np.int64)
         self.returns = np.zeros(num_slots)
+        self.potentials = np.zeros(num_slots)  # dense feedback: the rating of each slot's reply so far
         self.done = np.ones(num_slots, dtype=bool)
 
     @property
@@ -106,6 +107,7 @@ class DialogueBatch:
             self.feedbacks[slot] = []
             self.turns[slot] = 0
             self.returns[slot] = 0.0
+            self.potentials[slot] = 0.0
             self.done[slot] = False
             prompts[slot] = self._prompt(slot)
         idle = ~np.asarray(mask, dtype=bool) if self.core.started else None
@@ -118,6 +120,14 @@ class DialogueBatch:
         core = self.core.advance(actions, np.zeros(self.num_slots, dtype=bool), list(rngs), idle=idle)
         result.rewards[:] = core.rewards
         ended = np.flatnonzero(core.terminated & ~idle)
+        shaped: dict[int, float] = {}
+        if self.config.feedback_mode == "dense":  # potential-based: the rating of the reply so far
+            for slot in np.flatnonzero(~idle & ~core.terminated):
+                partial = [*self.conversations[slot], {"role": "assistant", "content": self.core.completions[slot]}]
+                potential = self.users[slot].rate(partial)
+                shaped[slot] = self.config.feedback_weight * (potential - self.potentials[slot])
+                self.potentials[slot] = potential
+                result.rewards[slot] += shaped[slot]
         again: list[Prompt | None] = [None] * self.num_slots
         components: dict[int, dict[str, float]] = {}
         replied: dict[int, tuple[str, str]] = {}
@@ -131,7 +141,9 @@ class DialogueBatch:
             parts = {"feedback": 0.0, "final": 0.0}
             if turn.feedback is not None:
                 self.feedbacks[slot].append(float(turn.feedback))
-                parts["feedback"] = self.config.feedback_weight * float(turn.feedback)
+                paid = self.potentials[slot] if self.config.feedback_mode == "dense" else 0.0
+                parts["feedback"] = self.config.feedback_weight * (float(turn.feedback) - paid)
+            self.potentials[slot] = 0.0
             over = turn.done or self.turns[slot] >= self.config.max_turns
             if over:
                 mean = float(np.mean(self.feedbacks[slot])) if self.feedbacks[slot] else 0.0
@@ -159,7 +171,10 @@ class DialogueBatch:
             result.infos[slot] = info
         for slot in np.flatnonzero(~idle):
             if slot not in components:
-                result.infos[slot]["reward_components"] = self.core.last_components[slot]
+                parts = dict(self.core.last_components[slot])
+                if slot in shaped:
+                    parts["feedback"] = shaped[slot]
+                result.infos[slot]["reward_components"] = parts
         return result
 
     def feedback(self) -> np.ndarray:
