@@ -26,7 +26,9 @@ def page(board):
     from textgen_env.feedback import FeedbackServer
 
     with FeedbackServer(board) as server, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         try:
             browser_page = browser.new_page(viewport={"width": 1000, "height": 640})
             browser_page.set_default_timeout(15_000)

@@ -263,3 +263,13 @@ def test_load_preferences_rejects_a_bad_choice(tmp_path):
     append_jsonl(log, {"prompt": "p", "completion_a": "a", "completion_b": "b", "preference": "both"})
     with pytest.raises(ValueError, match=r"Expected preference 'a', 'b' or 'tie' in .*, got 'both'"):
         load_preferences(log)
+
+
+def test_logs_with_both_kinds_of_answer_are_read_by_both_readers(tmp_path):
+    from textgen_env.rewards.human import append_jsonl, load_preferences, load_ratings
+
+    log = tmp_path / "feedback.jsonl"
+    append_jsonl(log, {"prompt": "p", "completion": "c", "reward": 0.5, "rating": 4})
+    append_jsonl(log, {"prompt": "p", "completion_a": "x", "completion_b": "y", "preference": "a"})
+    assert load_ratings(log) == {("p", "c"): 0.5}
+    assert [p.preference for p in load_preferences(log)] == ["a"]

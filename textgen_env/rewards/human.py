@@ -81,9 +81,13 @@ def _require_keys(record: dict[str, Any], keys: Sequence[str], path: PathLike) -
 
 
 def load_ratings(path: PathLike) -> dict[tuple[str, str], float]:
-    """(prompt, completion) -> reward from a `HumanFeedbackReward` log; a later rating of a pair replaces earlier."""
+    """(prompt, completion) -> reward from a `HumanFeedbackReward` log; a later rating of a pair replaces earlier.
+
+    Preference records in the same log (the feedback web page writes both kinds) are skipped."""
     ratings = {}
     for record in read_jsonl(path):
+        if "preference" in record and "completion" not in record:
+            continue
         _require_keys(record, ("prompt", "completion", "reward"), path)
         ratings[record["prompt"], record["completion"]] = float(record["reward"])
     return ratings
@@ -340,9 +344,12 @@ class PairwisePreference:
 
 
 def load_preferences(path: PathLike) -> list[Preference]:
-    """The judgements of a `PairwisePreference` log, in the order they were given."""
+    """The judgements of a `PairwisePreference` log, in the order they were given (rating records in the same log,
+    as the feedback web page writes them, are skipped)."""
     preferences = []
     for record in read_jsonl(path):
+        if "preference" not in record and "completion" in record and "reward" in record:
+            continue
         _require_keys(record, ("prompt", "completion_a", "completion_b", "preference"), path)
         if record["preference"] not in ("a", "b", "tie"):
             raise ValueError(

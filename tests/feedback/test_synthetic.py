@@ -1,0 +1,71 @@
+"""End to end on tiny models, over real HTTP on 127.0.0.1: a synthetic user answers the page of a tiny model's
+completions, a reward model trains on the log, and the ``reward-model`` reward ranks like the hidden preference."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.cli import build_parser
+from agents.reward_model import RewardModelConfig, train_reward_model
+from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser, read_feedback
+from textgen_env.rewards import RewardModelReward
+
+
+@pytest.mark.parametrize(("noise", "expected"), [(0.0, ["a", "b", "tie"]), (1e-6, ["a", "b"])], ids=["exact", "noisy"])
+def test_synthetic_user_follows_its_hidden_reward(noise, expected):
+    user = SyntheticUser("keyword", {"keywords": ["great"], "avoid": ["bad"]}, noise=noise)
+    choices = [user.choose("p", "great", "bad"), user.choose("p", "bad", "great"), user.choose("p", "ok", "fine")]
+    assert choices[: len(expected)] == expected
+    assert user.rate("p", "great") == 5 and user.rate("p", "bad") == 1
+
+
+def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, tiny, tiny_trunk):
+    httpx = pytest.importorskip("httpx", reason="the synthetic user needs httpx (textgen-env[feedback])")
+    model, tokenizer = tiny
+    completer = ModelCompleter(model, tokenizer, max_new_tokens=8, seed=0)
+    prompts = [f"the {noun} was" for noun in ("movie", "film", "story", "plot", "music", "ending", "cast", "book")]
+    board = QuestionBoard(tmp_path / "feedback.jsonl", completer=completer, prompts=prompts, mode="mixed")
+    user = SyntheticUser("keyword", {"keywords": ["great", "good", "love", "best", "fun", "nice"]})
+    with FeedbackServer(board) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            counts = user.answer_page(server.url, 120, client=client)
+    assert counts == {"pair": 60, "rating": 60}
+    feedback = read_feedback(board.log_path)
+    assert len(feedback.preferences) == 60 and len(feedback.ratings) == 60
+    config = RewardModelConfig(base=str(tiny_trunk), epochs=4, learning_rate=1e-3)
+    report = train_reward_model(board.log_path, tmp_path / "rm", config, log=lambda *a: None)
+    assert report["comparisons"] > 20
+    scores = RewardModelReward(tmp_path / "rm")(["the movie was"] * 2, ["it was great", "it was the"], [True] * 2)
+    assert scores[0] > scores[1]
+
+
+def test_feedback_serve_command_builds_the_board(monkeypatch, tmp_path, tiny):
+    import textgen_env.feedback as feedback
+
+    seen = {}
+    monkeypatch.setattr(feedback, "make_board", lambda log, **kwargs: seen.update(log=log, **kwargs) or "board")
+    monkeypatch.setattr(feedback, "serve", lambda board, host, port: seen.update(board=board, host=host, port=port))
+    args = build_parser().parse_args(["feedback", "serve", "--log", str(tmp_path / "f.jsonl"), "--mode", "pair"])
+    assert args.handler(args) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["mode"] == "pair" and seen["board"] == "board"
+
+
+@pytest.mark.parametrize("port", [-1, 70000, "80", True], ids=["negative", "too-big", "str", "bool"])
+def test_server_port_is_checked(tmp_path, port):
+    pytest.importorskip("uvicorn")
+    with pytest.raises(ValueError, match="Expected port to be an int from 0 to 65535"):
+        FeedbackServer(QuestionBoard(tmp_path / "f.jsonl"), port=port)
+
+
+@pytest.mark.slow
+def test_reward_model_on_the_embedded_model(tmp_path, preference_log):
+    """The embedded SmolLM2-135M as the trunk, one epoch (about a minute on 2 CPU cores)."""
+    log = preference_log(tmp_path / "log.jsonl", n=12)
+    config = RewardModelConfig(base="default", epochs=1, batch_size=4, learning_rate=2e-5, max_length=32)
+    report = train_reward_model(log, tmp_path / "rm", config, log=lambda *a: None)
+    assert (
+        report["eval_comparisons"] > 0 and report["history"][-1]["eval"]["loss"] < report["history"][0]["eval"]["loss"]
+    )
+    scores = RewardModelReward(tmp_path / "rm")(["the movie was"] * 2, ["great fun", "awful and boring"], [True] * 2)
+    assert scores.shape == (2,)
