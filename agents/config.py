@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from textgen_env.validation import check_positive as _positive
+from textgen_env.validation import check_unit as _unit
+
 __all__ = ["AgentConfig", "DQNConfig", "GRPOConfig", "PPOConfig", "REINFORCEConfig"]
-
-
-def _positive(name: str, value: Any, *, integer: bool = False, allow_zero: bool = False) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        what = "an int" if integer else "a finite number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"Expected {name} to be {what} {bound}, got {value!r}")
-
-
-def _unit(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"Expected {name} to be a number in [0, 1], got {value!r}")
 
 
 @dataclass(frozen=True)

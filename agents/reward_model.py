@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.config import _positive, _unit
 from textgen_env.feedback.log import FeedbackLog, read_feedback
 from textgen_env.rewards.reward_model import FORMAT, REWARD_MODEL_FILE, encode_pairs
 from textgen_env.storage import atomic_folder
+from textgen_env.validation import check_positive as _positive
+from textgen_env.validation import check_unit as _unit
 
 __all__ = [
     "Comparison",

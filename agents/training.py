@@ -17,7 +17,6 @@ import torch
 
 from agents import agent_class
 from agents.base import Agent
-from agents.config import _positive
 from agents.dialogue_eval import evaluate_dialogue
 from agents.distributed import DistributedContext
 from agents.evaluation import EvalResult, evaluate, paired_gain
@@ -34,6 +33,7 @@ from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.dialogue import TextDialogueVectorEnv
 from textgen_env.models import DEFAULT_MODEL
 from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
+from textgen_env.validation import check_positive as _positive
 
 __all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training"]
 

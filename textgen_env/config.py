@@ -15,22 +15,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
 from textgen_env.rewards.shaping import REWARD_MODES
+from textgen_env.validation import check_choice, check_int
 
 __all__ = ["ACTION_MODES", "OBSERVATION_MODES", "RENDER_MODES", "TextGenConfig"]
 
 ACTION_MODES = ("vocab", "top_k")
 OBSERVATION_MODES = ("tokens", "hidden")
 RENDER_MODES = ("human", "ansi", "rgb_array")
-
-
-def _choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
-    if value not in valid:
-        raise ValueError(f"Expected {argument} to be one of {list(valid)}, got {value!r}")
-
-
-def _integer(argument: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Expected {argument} to be an int >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -84,16 +75,16 @@ class TextGenConfig:
     """Dtype of the env's model when the env loads it."""
 
     def __post_init__(self) -> None:
-        _integer("max_new_tokens", self.max_new_tokens, 2)
-        _integer("max_prompt_tokens", self.max_prompt_tokens, 1)
-        _choice("reward_mode", self.reward_mode, REWARD_MODES)
-        _choice("action_mode", self.action_mode, ACTION_MODES)
-        _choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
+        check_int("max_new_tokens", self.max_new_tokens, 2)
+        check_int("max_prompt_tokens", self.max_prompt_tokens, 1)
+        check_choice("reward_mode", self.reward_mode, REWARD_MODES)
+        check_choice("action_mode", self.action_mode, ACTION_MODES)
+        check_choice("observation_mode", self.observation_mode, OBSERVATION_MODES)
         if self.render_mode is not None:
-            _choice("render_mode", self.render_mode, RENDER_MODES)
-        _integer("top_k", self.top_k, 1)
+            check_choice("render_mode", self.render_mode, RENDER_MODES)
+        check_int("top_k", self.top_k, 1)
         if self.mask_top_k is not None:
-            _integer("mask_top_k", self.mask_top_k, 1)
+            check_int("mask_top_k", self.mask_top_k, 1)
         if self.mask_top_p is not None and not (
             isinstance(self.mask_top_p, numbers.Real) and 0.0 < self.mask_top_p <= 1.0
         ):

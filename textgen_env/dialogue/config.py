@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from textgen_env.dialogue.scenarios import Scenario, resolve_scenarios
 from textgen_env.dialogue.users import RuleBasedUser, SimulatedUser, User
+from textgen_env.validation import check_choice, check_int, check_positive
 
 __all__ = ["USER_KINDS", "DialogueConfig", "make_user"]
 
 USER_KINDS = ("rule", "simulated")
 """Names a ``user=`` argument may take (or give a `User` instance or a factory returning one)."""
-
-
-def _number(name: str, value: Any, minimum: float = 0.0) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"Expected {name} to be a finite number >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -51,13 +44,10 @@ class DialogueConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "scenarios", resolve_scenarios(self.scenarios))
         for name, minimum in (("max_turns", 1), ("max_reply_tokens", 2), ("max_context_tokens", 8)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"Expected {name} to be an int >= {minimum}, got {value!r}")
-        _number("feedback_weight", self.feedback_weight)
-        _number("final_weight", self.final_weight)
-        if self.feedback_mode not in ("sparse", "dense"):
-            raise ValueError(f"Expected feedback_mode to be one of ['sparse', 'dense'], got {self.feedback_mode!r}")
+            check_int(name, getattr(self, name), minimum)
+        check_positive("feedback_weight", self.feedback_weight, allow_zero=True)
+        check_positive("final_weight", self.final_weight, allow_zero=True)
+        check_choice("feedback_mode", self.feedback_mode, ("sparse", "dense"))
         if not isinstance(self.chat_template, bool):
             raise ValueError(f"Expected chat_template to be a bool, got {self.chat_template!r}")
         if isinstance(self.user, str) and self.user not in USER_KINDS:
