@@ -213,3 +213,22 @@ def test_dense_feedback_pays_the_rating_as_it_builds_up_and_sums_to_it(make_dial
             assert all(r == 0.0 for r in paid_early)
         else:  # one word more is a step toward the 4-word target: the rating grows during the reply
             assert any(r > 0 for r in paid_early)
+
+
+def test_simulated_users_write_in_one_batch_what_each_would_alone(tiny):
+    model, tokenizer = tiny
+    settings = dict(model=model, tokenizer=tokenizer, max_reply_tokens=3, max_context_tokens=96, scenarios="all")
+    settings.update(user="simulated", max_turns=2)
+    vector = gym.make_vec("TextDialogue-v0", num_envs=3, **settings)
+    singles = [TextDialogueEnv(**settings) for _ in range(3)]
+    vector.reset(seed=2)
+    for i, env in enumerate(singles):
+        env.reset(seed=2 + i)
+    actions = np.full(3, 5)
+    for _ in range(3):  # the first replies end after 3 tokens: the users answer in one batch
+        vector.step(actions)
+        for env in singles:
+            env.step(5)
+    for i, env in enumerate(singles):
+        assert vector.batch.conversations[i] == env.batch.conversations[0]
+    assert all(len(c) == 3 for c in vector.batch.conversations)

@@ -17,7 +17,7 @@ from textgen_env.config import TextGenConfig
 from textgen_env.dialogue.config import DialogueConfig, make_user
 from textgen_env.dialogue.conversation import fit_to_context
 from textgen_env.dialogue.scenarios import Scenario
-from textgen_env.dialogue.users import Message, SimulatedUser, checked_turn
+from textgen_env.dialogue.users import Message, SimulatedUser, checked_turn, respond_all
 from textgen_env.episodes import EpisodeBatch
 from textgen_env.prompts import Prompt
 
@@ -136,8 +136,9 @@ class DialogueBatch:
             replied[slot] = (self.core.prompts[slot].text, reply)
             self.conversations[slot].append({"role": "assistant", "content": reply})
             self.turns[slot] += 1
-            user = self.users[slot]
-            turn = checked_turn(user.respond(list(self.conversations[slot])), f"{type(user).__name__}.respond")
+        answers = respond_all([self.users[s] for s in ended], [list(self.conversations[s]) for s in ended])
+        for slot, answer in zip(ended, answers):
+            turn = checked_turn(answer, f"{type(self.users[slot]).__name__}.respond")
             parts = {"feedback": 0.0, "final": 0.0}
             if turn.feedback is not None:
                 self.feedbacks[slot].append(float(turn.feedback))

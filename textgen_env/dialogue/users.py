@@ -24,7 +24,16 @@ from textgen_env.dialogue.scenarios import Scenario
 from textgen_env.rewards import make_reward
 from textgen_env.rewards.human import append_jsonl
 
-__all__ = ["HumanUser", "Message", "RuleBasedUser", "SimulatedUser", "User", "UserTurn", "checked_turn"]
+__all__ = [
+    "HumanUser",
+    "Message",
+    "RuleBasedUser",
+    "SimulatedUser",
+    "User",
+    "UserTurn",
+    "checked_turn",
+    "respond_all",
+]
 
 Message = dict[str, str]
 """One message of a conversation: ``{"role": "user" | "assistant" | "system", "content": text}``."""
@@ -113,23 +122,57 @@ class SimulatedUser(User):
         if self.model is None:
             self.model, self.tokenizer = model, tokenizer
 
-    def respond(self, conversation: Sequence[Message]) -> UserTurn:
+    def prompt_ids(self, conversation: Sequence[Message]) -> list[int]:
+        """The LM's prompt for the user's answer: persona and goal as instructions, the roles swapped."""
         from textgen_env.dialogue.conversation import render
-        from textgen_env.edit.infill import LMWriter, torch_generator
 
-        if self._writer is None:
-            self._writer = LMWriter(self.model, self.tokenizer, temperature=self.temperature, max_prompt_tokens=256)
-        feedback = self.rate(conversation)
         swapped = [{"role": "system", "content": f"{self.scenario.persona} {self.scenario.goal} Answer briefly."}]
         swapped += [
             {"role": "assistant" if m["role"] == "user" else "user", "content": m["content"]}
             for m in conversation
             if m["role"] != "system"
         ]
-        prompt = self.tokenizer(render(self.tokenizer, swapped))["input_ids"][-256:]
-        text = self._writer.sample([prompt], self.max_tokens, [torch_generator(self.np_random)])[0]
+        return self.tokenizer(render(self.tokenizer, swapped))["input_ids"][-256:]
+
+    def writer(self):
+        """The sampler of the answers (`textgen_env.edit.infill.LMWriter`: batched, KV-cached, seeded per row)."""
+        from textgen_env.edit.infill import LMWriter
+
+        if self._writer is None:
+            self._writer = LMWriter(self.model, self.tokenizer, temperature=self.temperature, max_prompt_tokens=256)
+        return self._writer
+
+    def turn_for(self, conversation: Sequence[Message], text: str) -> UserTurn:
+        """The user's turn once its answer `text` is written."""
+        feedback = self.rate(conversation)
         self.turn += 1
         return UserTurn(text=text.strip() or "...", feedback=feedback, done=feedback >= self.scenario.satisfied_at)
+
+    def respond(self, conversation: Sequence[Message]) -> UserTurn:
+        return respond_all([self], [conversation])[0]
+
+
+def respond_all(users: Sequence[User], conversations: Sequence[Sequence[Message]]) -> list[UserTurn]:
+    """Every user's answer to its conversation; the simulated users of one model write theirs in one batch, each
+    with noise from its own generator (so a slot's answer does not depend on the others)."""
+    turns: list[UserTurn | None] = [None] * len(users)
+    batches: dict[int, list[int]] = {}
+    for i, user in enumerate(users):
+        if isinstance(user, SimulatedUser):
+            batches.setdefault(id(user.model), []).append(i)
+        else:
+            turns[i] = user.respond(conversations[i])
+    for rows in batches.values():
+        from textgen_env.edit.infill import torch_generator
+
+        first = users[rows[0]]
+        prompts = [users[i].prompt_ids(conversations[i]) for i in rows]  # type: ignore[attr-defined]
+        generators = [torch_generator(users[i].np_random) for i in rows]
+        longest = max(users[i].max_tokens for i in rows)  # type: ignore[attr-defined]
+        texts = first.writer().sample(prompts, longest, generators)  # type: ignore[attr-defined]
+        for i, text in zip(rows, texts):
+            turns[i] = users[i].turn_for(conversations[i], text)  # type: ignore[attr-defined]
+    return turns  # type: ignore[return-value]
 
 
 class HumanUser(User):
