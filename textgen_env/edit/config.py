@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import string
 from collections.abc import Mapping, Sequence
@@ -17,6 +15,7 @@ from textgen_env.edit.infill import TEMPLATE_FIELDS
 from textgen_env.edit.operations import OPERATIONS, UNITS
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
+from textgen_env.validation import check_choice, check_int, check_positive, check_unit
 
 __all__ = ["DRAFT_SOURCES", "EDIT_ACTION_MODES", "EDIT_REWARD_MODES", "INVALID_ACTIONS", "TextEditConfig"]
 
@@ -24,23 +23,6 @@ EDIT_ACTION_MODES = ("candidates", "structured")
 DRAFT_SOURCES = ("text", "generate")
 EDIT_REWARD_MODES = ("dense", "sparse")
 INVALID_ACTIONS = ("penalty", "raise")
-
-
-def _choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
-    if value not in valid:
-        raise ValueError(f"Expected {argument} to be one of {list(valid)}, got {value!r}")
-
-
-def _integer(argument: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Expected {argument} to be an int >= {minimum}, got {value!r}")
-
-
-def _number(argument: str, value: Any, *, positive: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        kind = "> 0" if positive else ">= 0"
-        raise ValueError(f"Expected {argument} to be a finite number {kind}, got {value!r}")
 
 
 def _subset(argument: str, value: Any, valid: Sequence[str]) -> tuple[str, ...]:
@@ -116,23 +98,22 @@ class TextEditConfig:
     """Dtype of the env's model when the env loads it."""
 
     def __post_init__(self) -> None:
-        _choice("draft_source", self.draft_source, DRAFT_SOURCES)
-        _integer("draft_tokens", self.draft_tokens, 1)
-        _integer("max_edits", self.max_edits, 1)
-        _choice("action_mode", self.action_mode, EDIT_ACTION_MODES)
-        _integer("num_candidates", self.num_candidates, 1)
+        check_choice("draft_source", self.draft_source, DRAFT_SOURCES)
+        check_int("draft_tokens", self.draft_tokens, 1)
+        check_int("max_edits", self.max_edits, 1)
+        check_choice("action_mode", self.action_mode, EDIT_ACTION_MODES)
+        check_int("num_candidates", self.num_candidates, 1)
         object.__setattr__(self, "operations", _subset("operations", self.operations, OPERATIONS[1:]))
         object.__setattr__(self, "units", _subset("units", self.units, UNITS))
-        if not (isinstance(self.lm_share, numbers.Real) and 0.0 <= self.lm_share <= 1.0):
-            raise ValueError(f"Expected lm_share to be a number in [0, 1], got {self.lm_share!r}")
-        _choice("reward_mode", self.reward_mode, EDIT_REWARD_MODES)
+        check_unit("lm_share", self.lm_share)
+        check_choice("reward_mode", self.reward_mode, EDIT_REWARD_MODES)
         for name in ("edit_cost", "drift_coef", "fluency_coef", "invalid_penalty"):
-            _number(name, getattr(self, name))
-        _choice("invalid_action", self.invalid_action, INVALID_ACTIONS)
-        _integer("max_words", self.max_words, 2)
-        _integer("max_text_tokens", self.max_text_tokens, 2)
-        _integer("max_edit_tokens", self.max_edit_tokens, 1)
-        _number("temperature", self.temperature, positive=True)
+            check_positive(name, getattr(self, name), allow_zero=True)
+        check_choice("invalid_action", self.invalid_action, INVALID_ACTIONS)
+        check_int("max_words", self.max_words, 2)
+        check_int("max_text_tokens", self.max_text_tokens, 2)
+        check_int("max_edit_tokens", self.max_edit_tokens, 1)
+        check_positive("temperature", self.temperature)
         if not isinstance(self.infill_template, str):
             raise TypeError(f"Expected infill_template to be a str, got {type(self.infill_template).__name__}")
         fields = {name for _, name, _, _ in string.Formatter().parse(self.infill_template) if name is not None}
@@ -142,7 +123,7 @@ class TextEditConfig:
                 f"got {self.infill_template!r}"
             )
         if self.render_mode is not None:
-            _choice("render_mode", self.render_mode, ("human", "ansi"))
+            check_choice("render_mode", self.render_mode, ("human", "ansi"))
         if isinstance(self.dtype, str):
             dtype = getattr(torch, self.dtype, None)
             if not isinstance(dtype, torch.dtype):
