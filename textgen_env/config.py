@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
 from textgen_env.rewards.shaping import REWARD_MODES
-from textgen_env.validation import check_choice, check_int
+from textgen_env.validation import check_choice, check_int, torch_dtype
 
 __all__ = ["ACTION_MODES", "OBSERVATION_MODES", "RENDER_MODES", "TextGenConfig"]
 
@@ -101,10 +101,7 @@ class TextGenConfig:
             raise ValueError(f"Expected stop_strings to be non-empty strings, got {self.stop_strings!r}")
         object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
         if isinstance(self.dtype, str):
-            dtype = getattr(torch, self.dtype, None)
-            if not isinstance(dtype, torch.dtype):
-                raise ValueError(f"Expected dtype to be a torch dtype name like 'float32', got {self.dtype!r}")
-            object.__setattr__(self, "dtype", dtype)
+            object.__setattr__(self, "dtype", torch_dtype("dtype", self.dtype))
 
     @property
     def needs_model(self) -> bool:

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "check_positive", "check_unit"]
+__all__ = ["check_choice", "check_int", "check_positive", "check_unit", "torch_dtype"]
 
 
 def check_choice(argument: str, value: Any, valid: Sequence[Any]) -> None:
@@ -37,3 +37,13 @@ def check_unit(argument: str, value: Any) -> None:
     """`value` must be a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"Expected {argument} to be a number in [0, 1], got {value!r}")
+
+
+def torch_dtype(argument: str, value: Any) -> Any:
+    """`value` as a ``torch.dtype``: a dtype, or its name like ``"float32"``."""
+    import torch
+
+    dtype = getattr(torch, value, None) if isinstance(value, str) else value
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"Expected {argument} to be a torch dtype name like 'float32', got {value!r}")
+    return dtype

@@ -15,7 +15,7 @@ from textgen_env.edit.infill import TEMPLATE_FIELDS
 from textgen_env.edit.operations import OPERATIONS, UNITS
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
-from textgen_env.validation import check_choice, check_int, check_positive, check_unit
+from textgen_env.validation import check_choice, check_int, check_positive, check_unit, torch_dtype
 
 __all__ = ["DRAFT_SOURCES", "EDIT_ACTION_MODES", "EDIT_REWARD_MODES", "INVALID_ACTIONS", "TextEditConfig"]
 
@@ -125,10 +125,7 @@ class TextEditConfig:
         if self.render_mode is not None:
             check_choice("render_mode", self.render_mode, ("human", "ansi"))
         if isinstance(self.dtype, str):
-            dtype = getattr(torch, self.dtype, None)
-            if not isinstance(dtype, torch.dtype):
-                raise ValueError(f"Expected dtype to be a torch dtype name like 'float32', got {self.dtype!r}")
-            object.__setattr__(self, "dtype", dtype)
+            object.__setattr__(self, "dtype", torch_dtype("dtype", self.dtype))
 
     @property
     def num_actions(self) -> int:
