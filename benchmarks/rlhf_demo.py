@@ -1,5 +1,6 @@
 """RLHF end to end without a person: a synthetic user with a hidden preference answers the feedback page over HTTP,
-reward models are trained on N of its answers, and GRPO on a reward model raises the hidden score on held-out prompts.
+reward models are trained on N of its answers, and GRPO (or PPO, ``--agent ppo``) on a reward model raises the hidden
+score on held-out prompts.
 
     python benchmarks/rlhf_demo.py                      # tiny policy and tiny reward-model trunk, a few minutes
     python benchmarks/rlhf_demo.py --trunk minilm       # the bundled MiniLM encoder as the trunk (slower)
@@ -17,7 +18,6 @@ SE over prompts). Results go to ``benchmarks/results/rlhf_demo.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents import GRPO
+from agents import GRPO, PPO
 from agents.evaluation import evaluate, paired_gain
 from agents.reward_model import RewardModelConfig, train_reward_model
 from textgen_env import TextGenVectorEnv
 from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser
 from textgen_env.prompts import make_prompt_source
 from textgen_env.rewards import RewardModelReward
+from textgen_env.storage import atomic_write_json
 from textgen_env.testing import tiny_model_and_tokenizer
 
 HIDDEN = "sentiment"
@@ -74,20 +75,15 @@ def accuracy(folder: Path, pairs: list[tuple[str, str, str]]) -> dict:
 
 
 def rl(model, tokenizer, reward: str, reward_kwargs: dict, args, seed: int) -> dict:
-    """GRPO on `reward`; the hidden score before and after on the held-out prompts (shared seeds, paired)."""
+    """GRPO (or PPO) on `reward`; the hidden score before and after on the held-out prompts (shared seeds, paired)."""
     common = dict(model=model, tokenizer=tokenizer, max_new_tokens=args.max_new_tokens, prompts="movie_reviews:train")
     env = TextGenVectorEnv(num_envs=8, reward=reward, reward_kwargs=reward_kwargs, **common)
     hidden = TextGenVectorEnv(num_envs=8, reward=HIDDEN, **common)
     torch.manual_seed(seed)
-    agent = GRPO(
-        env,
-        seed=seed,
-        learning_rate=args.learning_rate,
-        kl_coef=args.kl_coef,
-        group_size=4,
-        episodes_per_iteration=16,
-        minibatch_size=8,
-    )
+    options = dict(seed=seed, learning_rate=args.learning_rate, kl_coef=args.kl_coef)
+    options.update(episodes_per_iteration=16, minibatch_size=8)
+    # PPO: the per-token k1 KL in the reward, a value head on the trunk; GRPO: groups of 4 completions per prompt
+    agent = GRPO(env, group_size=4, **options) if args.agent == "grpo" else PPO(env, epochs=2, **options)
     settings = dict(samples_per_prompt=args.eval_samples, temperature=agent.config.temperature, seed=seed)
     before = evaluate(agent.policy, hidden, "movie_reviews:eval", **settings)
     started = time.perf_counter()
@@ -124,10 +120,13 @@ def main() -> None:
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agent", choices=["grpo", "ppo"], default="grpo", help="the RL agent on the reward model")
     parser.add_argument("--output", default="benchmarks/results/rlhf_demo.json")
     args = parser.parse_args()
     sizes = sorted(int(n) for n in args.answers.split(","))
     rl_for = [int(n) for n in args.rl_for.split(",") if n]
+    if not set(rl_for) <= set(sizes):
+        parser.error(f"Expected --rl-for values among --answers {sizes}, got {rl_for}")
     model, tokenizer = tiny_model_and_tokenizer(seed=args.seed)
     results: dict = {"hidden_reward": HIDDEN, "trunk": args.trunk, "args": vars(args), "reward_models": {}, "rl": {}}
     with tempfile.TemporaryDirectory() as scratch:
@@ -164,11 +163,11 @@ def main() -> None:
             results["rl"][name] = rl(policy, tokenizer, reward, kwargs, args, args.seed)
             r = results["rl"][name]
             print(
-                f"GRPO on {name}: hidden {r['hidden_before']:.3f} -> {r['hidden_after']:.3f}, gain "
+                f"{args.agent.upper()} on {name}: hidden {r['hidden_before']:.3f} -> {r['hidden_after']:.3f}, gain "
                 f"{r['hidden_gain']:+.3f} ± {r['hidden_gain_se']:.3f}, KL {r['kl']:.2f} ({r['train_seconds']:.0f} s)"
             )
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=2))
+    results["agent"] = args.agent
+    atomic_write_json(args.output, results)
 
 
 if __name__ == "__main__":
