@@ -61,6 +61,8 @@ def _train(args: argparse.Namespace) -> int:
     if not report:  # a rank other than 0: rank 0 reports
         return 0
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
+    if report["settings"]["env"] == "dialogue":  # the units are conversations; the reward is the user's rating
+        n = f"{report['eval_prompts']} held-out conversations, shared seeds; reward = mean rating"
     print(f"held-out evaluation ({n}):")
     print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
     print(f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}")
