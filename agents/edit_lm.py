@@ -24,7 +24,7 @@ import torch
 from agents.functional import selective_log_softmax
 from agents.policy import EpisodeTensors, LMPolicy
 
-__all__ = ["EditReinforce", "EditReinforceConfig", "candidate_logits"]
+__all__ = ["EditPPO", "EditPPOConfig", "EditReinforce", "EditReinforceConfig", "candidate_logits"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +153,65 @@ class EditReinforce:
             mean_returns.append(float(np.mean(first)))
             self.update(observations, actions, returns)
         return mean_returns
+
+
+@dataclass(frozen=True)
+class EditPPOConfig(EditReinforceConfig):
+    """Settings of `EditPPO`: those of `EditReinforceConfig` plus PPO's clipped, multi-epoch update."""
+
+    epochs: int = 4
+    """Passes over each iteration's steps."""
+    minibatch_size: int = 16
+    """Steps per gradient step."""
+    clip_range: float = 0.2
+    """Clip of the probability ratio pi_new / pi_old of the chosen candidate."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("epochs", "minibatch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {name} to be an int >= 1, got {value!r}")
+        if isinstance(self.clip_range, bool) or not isinstance(self.clip_range, (int, float)) or self.clip_range <= 0:
+            raise ValueError(f"Expected clip_range to be a number > 0, got {self.clip_range!r}")
+
+
+class EditPPO(EditReinforce):
+    """PPO on the candidate-scoring LM policy: the clipped surrogate of the chosen candidate's probability ratio,
+    several epochs of shuffled minibatches per iteration, whitened returns-to-go as advantages (no critic: the
+    batch mean is the baseline, as in `EditReinforce`)."""
+
+    def __init__(self, policy: LMPolicy, config: EditPPOConfig | None = None) -> None:
+        super().__init__(policy, config or EditPPOConfig())
+        self.np_random = np.random.default_rng(self.config.seed)
+
+    def update(self, observations: list[dict[str, np.ndarray]], actions: list[int], returns: list[float]) -> float:
+        """`epochs` passes of clipped policy-gradient steps; returns the last minibatch's loss."""
+        config: EditPPOConfig = self.config  # type: ignore[assignment]
+        batch = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+        chosen_actions = torch.as_tensor(actions)
+        advantages = torch.as_tensor(returns, dtype=torch.float32, device=self.policy.device)
+        advantages = advantages - advantages.mean()
+        if len(returns) > 1 and advantages.std() > 0:
+            advantages = advantages / advantages.std()
+        rows = torch.arange(len(actions))
+        with torch.no_grad():
+            old = torch.log_softmax(candidate_logits(self.policy, batch, config), dim=1)[rows, chosen_actions]
+        loss_value = 0.0
+        for _ in range(config.epochs):
+            order = self.np_random.permutation(len(actions))
+            for start in range(0, len(order), config.minibatch_size):
+                index = order[start : start + config.minibatch_size]
+                part = {key: value[index] for key, value in batch.items()}
+                logits = candidate_logits(self.policy, part, config, grad=True)
+                taken = torch.as_tensor(index)
+                new = torch.log_softmax(logits, dim=1)[torch.arange(len(index)), chosen_actions[taken]]
+                ratio = torch.exp(new - old[taken].to(new.device))
+                gain = advantages[taken]
+                clipped = torch.clamp(ratio, 1 - config.clip_range, 1 + config.clip_range)
+                loss = -torch.minimum(ratio * gain, clipped * gain).mean()
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                loss_value = float(loss.item())
+        return loss_value

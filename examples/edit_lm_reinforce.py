@@ -1,25 +1,25 @@
-"""Our LM policy on TextEdit-v0: the LM scores each candidate edit by log-probability and REINFORCE trains it.
+"""Our LM policy on TextEdit-v0: the LM scores each candidate edit by log-probability; REINFORCE or PPO trains it.
 
 Same task and evaluation as ``examples/edit_maskable_ppo.py`` (VADER sentiment of the text, dense, held-out
 ``drafts:eval``, gain = score(final) - score(draft), n = 15 drafts): the untrained LM policy, the trained one and
 no editing (0). Offline on the tiny test model::
 
-    python examples/edit_lm_reinforce.py [--iterations 150] [--output result.json]
+    python examples/edit_lm_reinforce.py [--agent reinforce|ppo] [--iterations 150] [--output result.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import time
 
 import numpy as np
 
-from agents.edit_lm import EditReinforce, EditReinforceConfig
+from agents.edit_lm import EditPPO, EditPPOConfig, EditReinforce, EditReinforceConfig
 from agents.policy import LMPolicy
 from textgen_env.edit import TextEditEnv, TextEditVectorEnv
 from textgen_env.edit.drafts import make_draft_source
+from textgen_env.storage import atomic_write_json
 from textgen_env.testing import tiny_model_and_tokenizer
 
 
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--eval-seeds", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--agent", choices=["reinforce", "ppo"], default="reinforce")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
@@ -59,10 +60,11 @@ def main() -> None:
     train_env = TextEditVectorEnv(num_envs=args.num_envs, drafts="drafts:train", **settings)
     eval_env = TextEditEnv(drafts="drafts:eval", **settings)
     drafts = [p.text for p in make_draft_source("drafts:eval").prompts]
-    agent = EditReinforce(
-        LMPolicy(copy.deepcopy(model), tokenizer, value_head=False),
-        EditReinforceConfig(learning_rate=args.learning_rate),
-    )
+    policy = LMPolicy(copy.deepcopy(model), tokenizer, value_head=False)
+    if args.agent == "ppo":  # clipped ratio, several epochs of minibatches per iteration
+        agent = EditPPO(policy, EditPPOConfig(learning_rate=args.learning_rate))
+    else:
+        agent = EditReinforce(policy, EditReinforceConfig(learning_rate=args.learning_rate))
     untrained = held_out_gains(agent, eval_env, drafts, args.eval_seeds)
     start = time.perf_counter()
     returns = agent.learn(train_env, iterations=args.iterations)
@@ -71,6 +73,7 @@ def main() -> None:
     result = {
         "model": "tiny random GPT-2 (textgen_env.testing), trained as the policy",
         "reward": "sentiment (VADER compound), dense, edit_cost 0.01, max_edits 4, K 8",
+        "agent": args.agent,
         "iterations": args.iterations,
         "episodes": args.iterations * args.num_envs,
         "train_seconds": round(seconds, 1),
@@ -85,8 +88,7 @@ def main() -> None:
         print(f"{key:26s} {mean:+.3f} ± {se:.3f} (n={n})")
     print(f"{result['episodes']} training episodes in {seconds:.0f} s")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(result, file, indent=2)
+        atomic_write_json(args.output, result)
 
 
 if __name__ == "__main__":

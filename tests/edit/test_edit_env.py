@@ -255,3 +255,27 @@ def test_vector_env_errors(make_edit_vec_env):
     assert info["draft"][0] == "good film ." and obs["word_mask"].shape == (2, 48)
     with pytest.raises(ValueError, match=r"Expected an action of shape \(3,\), got shape \(2,\)"):
         vec.step(np.zeros((2, 2), dtype=int))
+
+
+def test_a_person_rates_only_the_finished_text_in_sparse_mode(make_edit_env):
+    asked: list[tuple[str, str]] = []
+
+    def person(prompt: str, completion: str) -> float:
+        asked.append((prompt, completion))
+        return 5.0
+
+    env = make_edit_env(
+        reward="human", reward_kwargs={"callback": person, "log_path": None}, reward_mode="sparse", max_edits=3
+    )
+    env.action_space.seed(0)
+    for episode in range(2):
+        env.reset(seed=episode)
+        rewards, done = [], False
+        while not done:
+            mask = env.action_masks()
+            action = int(np.flatnonzero(mask)[-1]) if len(rewards) < 2 else 0  # two edits, then STOP
+            _, reward, terminated, truncated, info = env.step(action)
+            rewards.append(reward)
+            done = terminated or truncated
+        assert len(asked) == episode + 1 and asked[-1][1] == info["text"]  # one question, at STOP, on the final text
+        assert rewards[-1] - info["reward_components"].get("edit_cost", 0.0) == pytest.approx(1.0)  # rating 5 -> +1

@@ -52,3 +52,30 @@ def test_reinforce_changes_the_lm_and_raises_the_return(policy, make_edit_vec_en
 def test_config_errors():
     with pytest.raises(ValueError, match=r"Expected temperature to be a finite number > 0, got 0"):
         EditReinforceConfig(temperature=0)
+
+
+def test_ppo_changes_the_lm_and_raises_the_return(policy, make_edit_vec_env):
+    from agents.edit_lm import EditPPO, EditPPOConfig
+
+    env = make_edit_vec_env(4, reward="keyword", reward_kwargs={"avoid": ["very", "slow", "sad"]}, max_edits=2)
+    agent = EditPPO(policy, EditPPOConfig(learning_rate=1e-2, epochs=3, minibatch_size=4, seed=0))
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    returns = agent.learn(env, iterations=12)
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.trainable_parameters()))
+    assert np.mean(returns[-4:]) > np.mean(returns[:4])
+
+
+def test_ppo_first_epoch_step_equals_reinforce_within_the_clip(policy, make_edit_vec_env):
+    """At the first step the ratio is 1 (inside the clip), so PPO's gradient is REINFORCE's."""
+    from agents.edit_lm import EditPPO, EditPPOConfig
+
+    env = make_edit_vec_env(2, max_edits=1)
+    obs, _ = env.reset(seed=0)
+    batch = [{key: value[n] for key, value in obs.items()} for n in range(2)]
+    grads = []
+    for agent in (EditReinforce(copy.deepcopy(policy)), EditPPO(copy.deepcopy(policy), EditPPOConfig(epochs=1))):
+        agent.optimizer = torch.optim.SGD(agent.policy.trainable_parameters(), lr=0.0)  # keep the gradient only
+        agent.update(batch, [1, 0], [1.0, -1.0])
+        grads.append([p.grad.clone() for p in agent.policy.trainable_parameters() if p.grad is not None])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
