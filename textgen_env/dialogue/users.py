@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -67,7 +68,7 @@ def checked_turn(turn: object, source: str) -> UserTurn:
     return turn
 
 
-class User:
+class User(abc.ABC):
     """Base class: `reset` starts a conversation of a scenario, `respond` answers the latest assistant reply."""
 
     scenario: Scenario
@@ -84,8 +85,9 @@ class User:
         asked = next((m["content"] for m in reversed(conversation[:-1]) if m["role"] == "user"), "")
         return float(self._rubric([asked], [reply], [True])[0]) + self.scenario.rubric_shift
 
+    @abc.abstractmethod
     def respond(self, conversation: Sequence[Message]) -> UserTurn:
-        raise NotImplementedError
+        """The user's turn after the last assistant reply of `conversation`."""
 
 
 class RuleBasedUser(User):
