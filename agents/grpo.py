@@ -95,8 +95,8 @@ class GRPO(Agent):
         if "rollout/kl_per_token" in stats:  # measured only when the KL term is on
             tokens = sum(len(e.completion_ids) for e in rollout.episodes)
             mean_tokens = self.dist.mean(tokens, n)
-            # over the ranks, weighted by their tokens (one minibatch per epoch: the mean over every rank's tokens)
-            stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)
+            if self.dist.enabled:  # over the ranks, weighted by their tokens (one process: its own value, exactly)
+                stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)
             stats["rollout/kl"] = stats["rollout/kl_per_token"] * mean_tokens
             self.kl_controller.update(stats["rollout/kl"], n * self.dist.world_size)
         return stats

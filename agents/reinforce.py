@@ -60,7 +60,9 @@ class REINFORCE(Agent):
         returns = discounted_returns(rewards, mask, config.gamma)
         pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
         totals: dict[str, list[float]] = {}
-        episode_returns = self.dist.mean(float(returns[:, 0].sum()), n)  # over every rank's episodes
+        episode_returns = (  # over every rank's episodes
+            self.dist.mean(float(returns[:, 0].sum()), n) if self.dist.enabled else float(returns[:, 0].mean())
+        )
         baseline = self.baseline if self._baseline_ready else episode_returns
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
