@@ -7,6 +7,14 @@ import pytest
 from agents.sb3 import make_sb3_env
 from textgen_env import TextGenVectorEnv
 
+KEYWORD_TASK = dict(
+    reward="keyword",
+    reward_kwargs={"keywords": ["great"]},
+    max_new_tokens=4,
+    prompts=["the movie was", "i think it was"],
+)
+"""Reward 1 when the 4-token completion contains 'great', after one of two prompts."""
+
 
 @pytest.fixture
 def keyword_env(tiny):
@@ -14,14 +22,7 @@ def keyword_env(tiny):
     model, tokenizer = tiny
 
     def factory(num_envs: int = 8, **kwargs) -> TextGenVectorEnv:
-        settings = dict(
-            model=model,
-            tokenizer=tokenizer,
-            reward="keyword",
-            reward_kwargs={"keywords": ["great"]},
-            max_new_tokens=4,
-            prompts=["the movie was", "i think it was"],
-        )
+        settings = dict(model=model, tokenizer=tokenizer, **KEYWORD_TASK)
         settings.update(kwargs)
         return TextGenVectorEnv(num_envs=num_envs, **settings)
 
@@ -34,16 +35,7 @@ def sb3_env(tiny):
     model, tokenizer = tiny
 
     def factory(num_envs: int = 8, **kwargs):
-        settings = dict(
-            model=model,
-            tokenizer=tokenizer,
-            reward="keyword",
-            reward_kwargs={"keywords": ["great"]},
-            max_new_tokens=4,
-            max_prompt_tokens=8,
-            prompts=["the movie was", "i think it was"],
-            seed=0,
-        )
+        settings = dict(model=model, tokenizer=tokenizer, max_prompt_tokens=8, seed=0, **KEYWORD_TASK)
         settings.update(kwargs)
         return make_sb3_env(num_envs, **settings)
 
