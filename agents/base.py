@@ -8,6 +8,7 @@ saving and resuming) lives here.
 from __future__ import annotations
 
 import abc
+import copy
 import json
 import math
 import os
@@ -23,7 +24,8 @@ from transformers import PreTrainedModel
 from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
 from agents.distributed import SINGLE_PROCESS, DistributedContext
-from agents.functional import AdaptiveKLController, FixedKLController, selective_log_softmax
+from agents.functional import selective_log_softmax
+from agents.kl_control import AdaptiveKLController, FixedKLController
 from agents.policy import LMPolicy
 from agents.rollout import Episode, Rollout, _new_record, _prompt_ids
 from agents.sampling import sample_tokens
@@ -78,8 +80,6 @@ class Agent(abc.ABC):
         if model is None or isinstance(model, (str, os.PathLike)):
             source = env_config.model if model is None else model
             if isinstance(source, PreTrainedModel):  # never train the env's own instance: take a copy
-                import copy
-
                 model = copy.deepcopy(source)
             else:
                 model, _ = load_model(source, tokenizer=tokenizer, device=env_config.device)
@@ -91,13 +91,10 @@ class Agent(abc.ABC):
                 f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
             )
         if reference is None and config.lora_rank == 0:
-            env_model = self.env.batch.loaded_model  # the env's frozen model is the natural reference: no extra copy
-            if env_model is not None and env_model is not model:
-                reference = env_model
-            else:  # taken now, before any update or checkpoint load, so it stays the initial policy
-                import copy
-
-                reference = copy.deepcopy(model)
+            # the env's frozen model is the natural reference (no extra copy); else a copy taken now, before any
+            # update or checkpoint load, so that it stays the initial policy
+            env_model = self.env.batch.loaded_model
+            reference = env_model if env_model is not None and env_model is not model else copy.deepcopy(model)
         torch.manual_seed(config.seed)
         self.policy = LMPolicy(
             model,
@@ -105,6 +102,7 @@ class Agent(abc.ABC):
             value_head=self.uses_value_head,
             lora_rank=config.lora_rank,
             reference=reference,
+            bf16_autocast=config.bf16_autocast,
         )
         self.optimizer = torch.optim.AdamW(self._parameter_groups(), weight_decay=config.weight_decay)
         self.kl_controller: AdaptiveKLController | FixedKLController = (
@@ -199,6 +197,8 @@ class Agent(abc.ABC):
                             rewards=record["rewards"],
                             logprobs=record["logprobs"],
                             values=record["values"],
+                            slot=int(i),
+                            turn=len(replies[i]),
                         )
                     )
                     records[i] = _new_record()

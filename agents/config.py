@@ -46,6 +46,9 @@ class AgentConfig:
     """> 0 trains LoRA adapters of this rank instead of all weights (the reference is then free)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    bf16_autocast: bool = False
+    """Run rollouts and updates under torch.autocast in bfloat16 (weights, AdamW state and evaluation stay float32):
+    about 1.5x faster on CPUs with AVX512-BF16 or AMX and on recent GPUs, slower on CPUs without bfloat16 units."""
     seed: int = 0
     """Seeds sampling, minibatch order and the env resets."""
 
@@ -66,6 +69,8 @@ class AgentConfig:
             _positive("value_learning_rate", self.value_learning_rate)
         _positive("lora_rank", self.lora_rank, integer=True, allow_zero=True)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
+        if not isinstance(self.bf16_autocast, bool):
+            raise ValueError(f"Expected bf16_autocast to be a bool, got {self.bf16_autocast!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise ValueError(f"Expected seed to be an int, got {self.seed!r}")
         if self.minibatch_size > self.episodes_per_iteration:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "AdaptiveKLController",
-    "FixedKLController",
     "clipped_policy_loss",
     "clipped_value_loss",
     "discounted_returns",
@@ -21,6 +18,7 @@ __all__ = [
     "exact_kl_from_logits",
     "gae_advantages",
     "group_relative_advantages",
+    "grouped_relative_advantages",
     "kl_k1",
     "kl_k2",
     "kl_k3",
@@ -232,15 +230,38 @@ def group_relative_advantages(scores: Tensor, group_size: int, normalize_std: bo
     """GRPO advantages: each score minus its group's mean, divided by the group's std (+ eps) if ``normalize_std``.
 
     ``scores`` is (N,) with N = num_groups * group_size; consecutive entries are completions of one prompt.
-    The std is the unbiased one (0 for groups of one). Returns (N,).
+    The std is the unbiased one (0 for groups of one). Returns (N,); `grouped_relative_advantages` with
+    ``group_ids = arange(N) // group_size``.
     """
-    grouped = _grouped(scores, group_size)  # (G, S)
+    _grouped(scores, group_size)  # checks the shapes
+    ids = torch.arange(scores.shape[0], device=scores.device) // group_size  # (N,)
+    return grouped_relative_advantages(scores, ids, normalize_std=normalize_std, eps=eps)
+
+
+def grouped_relative_advantages(
+    scores: Tensor, group_ids: Tensor, normalize_std: bool = True, eps: float = 1e-4
+) -> Tensor:
+    """GRPO advantages over groups of any sizes: each score minus the mean of the scores with its group id, divided
+    by their unbiased std (+ eps) if ``normalize_std``. A group of one gets 0. (N,) scores and ids -> (N,)."""
+    _check_same_shape(scores=scores, group_ids=group_ids)
+    if scores.dim() != 1 or group_ids.dtype.is_floating_point or group_ids.dtype == torch.bool:
+        raise ValueError(
+            f"Expected 1-D scores and integer group_ids, got shape {tuple(scores.shape)} and {group_ids.dtype}"
+        )
     _check_number("eps", eps, 0.0, low_inclusive=True)
-    advantages = grouped - grouped.mean(dim=1, keepdim=True)  # (G, S)
-    if normalize_std:
-        std = grouped.std(dim=1, keepdim=True, correction=1 if group_size > 1 else 0)  # (G, 1)
-        advantages = advantages / (std + eps)
-    return advantages.reshape(-1).to(scores.dtype)
+    values = scores.to(_compute_dtype(scores.dtype))  # (N,)
+    _, group, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)  # (N,), (G,)
+    order = torch.argsort(group, stable=True)  # (N,) the members of a group side by side, in their order
+    sizes = counts[group[order]]  # (N,) the size of each sorted entry's group
+    advantages = torch.empty_like(values)
+    for size in counts.unique().tolist():  # the groups of one size as rows: the dense formula, as for a fixed size
+        members = order[sizes == size]  # (G_size * size,)
+        rows = values[members].view(-1, size)  # (G_size, size)
+        centered = rows - rows.mean(dim=1, keepdim=True)
+        if normalize_std:
+            centered = centered / (rows.std(dim=1, keepdim=True, correction=1 if size > 1 else 0) + eps)
+        advantages[members] = centered.reshape(-1)
+    return advantages.to(scores.dtype)
 
 
 def leave_one_out_advantages(scores: Tensor, group_size: int) -> Tensor:
@@ -343,76 +364,3 @@ def clipped_value_loss(
         clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)  # (B, T)
         errors = torch.maximum(errors, torch.where(valid, clipped - returns, 0.0) ** 2)
     return 0.5 * masked_mean(errors, valid)
-
-
-# KL coefficient controllers
-class _KLControllerState:
-    """``state_dict``/``load_state_dict`` shared by the KL controllers (dataclasses)."""
-
-    value: float
-
-    def state_dict(self) -> dict[str, float]:
-        """Settings and current coefficient, for checkpoints."""
-        return asdict(self)
-
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        """Restore what :meth:`state_dict` returned, validated like the constructor's arguments."""
-        expected = sorted(f.name for f in fields(self))
-        if sorted(state_dict) != expected:
-            raise ValueError(f"Expected state_dict keys {expected}, got {sorted(state_dict)}")
-        restored = type(self)(**{f.name: state_dict[f.name] for f in fields(self) if f.init})
-        _check_number("value", state_dict["value"], 0.0, low_inclusive=True)
-        self.__dict__.update(restored.__dict__, value=float(state_dict["value"]))
-
-
-@dataclass
-class AdaptiveKLController(_KLControllerState):
-    """Adaptive KL coefficient of Ziegler et al. 2019, "Fine-Tuning Language Models from Human Preferences".
-
-    After each batch: ``error = clip(current_kl / target - 1, -0.2, 0.2)``,
-    ``value *= 1 + error * n_steps / horizon``. The coefficient grows while the KL is above target and shrinks below.
-    """
-
-    init_kl_coef: float
-    """Starting coefficient (> 0)."""
-    target: float
-    """KL the controller steers towards (> 0), in the same units as ``current_kl``."""
-    horizon: float
-    """Steps over which a full proportional correction applies (> 0); Ziegler et al. use 10000."""
-    min_kl_coef: float = 0.0
-    """Floor of the coefficient (>= 0): early on, when the policy is still close to the reference, the plain
-    controller shrinks the coefficient, and then reacts too slowly once the KL grows."""
-    value: float = field(init=False)
-    """Current coefficient."""
-
-    def __post_init__(self) -> None:
-        for name in ("init_kl_coef", "target", "horizon"):
-            _check_number(name, getattr(self, name), 0.0)
-        _check_number("min_kl_coef", self.min_kl_coef, 0.0, low_inclusive=True)
-        self.value = float(self.init_kl_coef)
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        """Adapt ``value`` after ``n_steps`` samples whose mean KL was ``current_kl``."""
-        current_kl = float(current_kl)
-        if not math.isfinite(current_kl):
-            raise ValueError(f"Expected current_kl to be finite, got {current_kl}")
-        _check_number("n_steps", n_steps, 0.0, low_inclusive=True)
-        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
-        self.value = max(self.value * (1.0 + error * n_steps / self.horizon), self.min_kl_coef)
-
-
-@dataclass
-class FixedKLController(_KLControllerState):
-    """Constant KL coefficient with the :class:`AdaptiveKLController` interface; ``update`` does nothing."""
-
-    kl_coef: float
-    """The coefficient (>= 0; 0 disables the KL penalty)."""
-    value: float = field(init=False)
-    """Current coefficient, always ``kl_coef``."""
-
-    def __post_init__(self) -> None:
-        _check_number("kl_coef", self.kl_coef, 0.0, low_inclusive=True)
-        self.value = float(self.kl_coef)
-
-    def update(self, current_kl: float, n_steps: int) -> None:
-        """Do nothing: the coefficient is fixed."""

@@ -5,6 +5,11 @@ prompt); the advantage of a completion is its return minus the group mean (divid
 ``scale_rewards``), shared by all its tokens. The loss is the clipped surrogate plus kl_coef times the exact
 per-token KL(pi || ref) with its gradient (KL in the loss, as in GRPO, rather than in the reward), at the states
 the rollout visited. Scoring uses the sampling temperature, for the policy and the reference alike.
+
+In a conversation (TextDialogue-v0) the slots of a group start the same scenario with the same seed, and a group is
+their replies at one turn of one collection round (`group_ids`): the first replies answer the very same prompt,
+later ones the same scenario at the same turn, and a reply's return is the conversation's from that reply on.
+Conversations can end after different numbers of turns, so a group can be smaller; a group of one gets advantage 0.
 """
 
 from __future__ import annotations
@@ -12,18 +17,35 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.base import Agent, Rollout
+from agents.base import Agent, Episode, Rollout
 from agents.config import GRPOConfig
 from agents.functional import (
     clipped_policy_loss,
     exact_kl_from_logits,
-    group_relative_advantages,
+    grouped_relative_advantages,
     masked_mean,
     selective_log_softmax,
 )
-from textgen_env import TextGenVectorEnv
 
-__all__ = ["GRPO"]
+__all__ = ["GRPO", "group_ids"]
+
+
+def group_ids(episodes: list[Episode], group_size: int) -> torch.Tensor:
+    """(N,) int64 group of each episode: the same collection round, slot group (``slot // group_size``) and turn.
+
+    `Agent.collect` lists each round's episodes in (slot, turn) order, so a round starts where that order restarts:
+    episodes of different rounds (or of different ranks' rollouts joined) never share a group. For TextGen-v0 (one
+    turn) the ids are ``arange(N) // group_size``.
+    """
+    keys: list[tuple[int, int, int]] = []
+    round_index, previous = 0, None
+    for episode in episodes:
+        if previous is not None and (episode.slot, episode.turn) <= previous:
+            round_index += 1
+        previous = (episode.slot, episode.turn)
+        keys.append((round_index, episode.slot // group_size, episode.turn))
+    numbers = {key: i for i, key in enumerate(dict.fromkeys(keys))}  # in order of first appearance
+    return torch.tensor([numbers[key] for key in keys], dtype=torch.int64)
 
 
 class GRPO(Agent):
@@ -33,12 +55,7 @@ class GRPO(Agent):
     name = "grpo"
 
     def __init__(self, env, config=None, **kwargs) -> None:
-        super().__init__(env, config, **kwargs)
-        if not isinstance(self.env, TextGenVectorEnv):
-            raise TypeError(
-                "Expected a TextGen-v0 vector env for GRPO (its groups are completions of one prompt; a conversation "
-                f"has several replies), got {type(self.env).__name__}; use PPO or REINFORCE on conversations"
-            )
+        super().__init__(env, config, **kwargs)  # refuses envs other than TextGen-v0 and TextDialogue-v0
         size = self.config.group_size
         if self.env.num_envs % size:
             raise ValueError(
@@ -48,7 +65,7 @@ class GRPO(Agent):
             self.dist.share(self.config.episodes_per_iteration, "episodes_per_iteration", multiple_of=size)
 
     def reset_seeds(self, round_index: int) -> list[int]:
-        """The slots of one group share a seed, so they start from the same prompt."""
+        """The slots of one group share a seed, so they start from the same prompt (or the same scenario)."""
         seeds = super().reset_seeds(round_index)
         size = self.config.group_size
         return [seeds[i - i % size] for i in range(len(seeds))]
@@ -57,7 +74,8 @@ class GRPO(Agent):
         config: GRPOConfig = self.config  # type: ignore[assignment]
         n = len(rollout.episodes)
         scores = torch.tensor([e.score for e in rollout.episodes])
-        advantages = group_relative_advantages(scores, config.group_size, normalize_std=config.scale_rewards)
+        groups = group_ids(rollout.episodes, config.group_size)
+        advantages = grouped_relative_advantages(scores, groups, normalize_std=config.scale_rewards)
         width = max(len(e.completion_ids) for e in rollout.episodes)
         old_logprobs = rollout.padded("logprobs", range(n), width)
         pad, device = self.policy.tokenizer.pad_token_id, self.policy.device

@@ -64,6 +64,8 @@ class OptionField:
     """Whether None is a valid value (given as ``none`` on the command line)."""
     default: Any
     doc: str
+    aliases: tuple[str, ...] = ()
+    """Other flags for the same setting (``metadata={"aliases": ("--scenario",)}`` on the field)."""
 
     @property
     def flag(self) -> str:
@@ -107,7 +109,9 @@ def field_options(cls: type, exclude: tuple[str, ...] = ()) -> list[OptionField]
             optional = len(args) < len(typing.get_args(kind))
             kind = next((a for a in args if a in (int, float, str, bool)), str)
         default = f.default if f.default is not MISSING else None
-        options.append(OptionField(f.name, kind, optional, default, docs.get(f.name, "")))
+        aliases = tuple(f.metadata.get("aliases", ()))
+        doc = docs.get(f.name, "") + "".join(f" Also `{alias}`." for alias in aliases)
+        options.append(OptionField(f.name, kind, optional, default, doc, aliases))
     return options
 
 
@@ -117,7 +121,7 @@ def add_dataclass_flags(
     *,
     absent_when_not_given: bool = False,
 ) -> None:
-    """One ``--flag`` per option; booleans get ``--flag/--no-flag``.
+    """One ``--flag`` per option (and its aliases, same dest); booleans get ``--flag/--no-flag``.
 
     With `absent_when_not_given`, a flag that is not given leaves no attribute on the namespace (so the caller
     can tell "not given" from any value, None included), and the help shows no default.
@@ -127,9 +131,10 @@ def add_dataclass_flags(
         default = argparse.SUPPRESS if absent_when_not_given else option.default
         if option.kind is bool and not option.optional and not absent_when_not_given:
             action = argparse.BooleanOptionalAction
-            parser.add_argument(option.flag, action=action, default=default, help=help_text)
+            parser.add_argument(option.flag, *option.aliases, action=action, default=default, help=help_text)
             continue
-        parser.add_argument(option.flag, type=option.parse, default=default, metavar=option.metavar, help=help_text)
+        flags = (option.flag, *option.aliases)  # argparse takes the dest from the first: the field's name
+        parser.add_argument(*flags, type=option.parse, default=default, metavar=option.metavar, help=help_text)
 
 
 def agent_option_fields() -> dict[str, tuple[OptionField, tuple[str, ...]]]:

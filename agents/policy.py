@@ -83,6 +83,7 @@ class LMPolicy(nn.Module):
         lora_alpha: LoRA scaling numerator.
         reference: a frozen model with the same vocabulary for the KL penalty; ignored with LoRA (the reference
             is the base with adapters disabled); without one (and without LoRA) `reference_logits` is unavailable.
+        bf16_autocast: `autocast` runs the forwards in bfloat16 (the weights stay float32).
     """
 
     def __init__(
@@ -94,8 +95,10 @@ class LMPolicy(nn.Module):
         lora_rank: int = 0,
         lora_alpha: float = 16.0,
         reference: PreTrainedModel | None = None,
+        bf16_autocast: bool = False,
     ) -> None:
         super().__init__()
+        self.bf16_autocast = bf16_autocast
         self.tokenizer = tokenizer
         self.vocab_size = len(tokenizer)
         self.lora_rank = lora_rank
@@ -145,9 +148,14 @@ class LMPolicy(nn.Module):
         self, cache: SlotKVCache, tokens: Sequence[Sequence[int]], restart: Sequence[bool]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Feed each slot its new tokens; return (B, V) next-token logits and (B,) values (None w/o value head)."""
-        out = cache.advance(tokens, restart)
-        values = self.value_head(out.hidden).squeeze(-1) if self.value_head is not None else None
-        return out.logits[:, : self.vocab_size], values
+        with self.autocast():
+            out = cache.advance(tokens, restart)
+        values = self.value_head(out.hidden.float()).squeeze(-1) if self.value_head is not None else None
+        return out.logits[:, : self.vocab_size].float(), values
+
+    def autocast(self) -> torch.autocast:
+        """The context of every forward (rollout steps, scoring): bfloat16 autocast with ``bf16_autocast``."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16_autocast, cache_enabled=False)
 
     # -------------------------------------------------------------------------------------------------- updates
     def score(
@@ -161,14 +169,15 @@ class LMPolicy(nn.Module):
         width_t = batch.input_ids.shape[1] - batch.prompt_length
         positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         want_hidden = self.value_head is not None and model is self.model
-        outputs = model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=positions,
-            logits_to_keep=width_t + 1,
-            output_hidden_states=want_hidden,
-            use_cache=False,
-        )
+        with self.autocast():  # one context per forward: its cache of bfloat16 weights never outlives an update
+            outputs = model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=positions,
+                logits_to_keep=width_t + 1,
+                output_hidden_states=want_hidden,
+                use_cache=False,
+            )
         logits = outputs.logits[:, :-1, : self.vocab_size].float()  # (B, T, V): position P-1+t predicts token t
         if temperature != 1.0:
             logits = logits / temperature

@@ -27,6 +27,10 @@ class Episode:
     """Log-probabilities of the chosen tokens under the rollout policy."""
     values: list[float] = field(default_factory=list)
     """Value estimates of the states before each token (empty without a value head)."""
+    slot: int = 0
+    """The vector env slot the episode ran in."""
+    turn: int = 0
+    """The reply's index in its conversation (TextDialogue-v0); 0 for a TextGen-v0 completion."""
 
     @property
     def score(self) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
-from agents.functional import AdaptiveKLController, FixedKLController
+from agents.kl_control import AdaptiveKLController, FixedKLController
 
 __all__ = ["GenerationLoggingCallback", "KLPenaltyCallback"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class TrainSettings:
     env: str = "textgen"
     """textgen (TextGen-v0: one completion per prompt) or dialogue (TextDialogue-v0: conversations with a user whose
     ratings are the reward; reward, prompts and eval_prompts are then unused)."""
-    scenarios: str = "train"
+    scenarios: str = field(default="train", metadata={"aliases": ("--scenario",)})
     """With env dialogue: the training scenarios (a name or set: train, eval, all, refund, explain, ...)."""
     eval_scenarios: str = "eval"
     """With env dialogue: the held-out scenarios of the before/after evaluation."""

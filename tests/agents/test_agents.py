@@ -216,3 +216,38 @@ def test_value_head_gets_its_own_learning_rate(keyword_env):
     assert [g["lr"] for g in REINFORCE(keyword_env(), learning_rate=1e-5).optimizer.param_groups] == [1e-5]
     with pytest.raises(ValueError, match=r"Expected value_learning_rate to be a finite number > 0, got -1"):
         PPO(keyword_env(), value_learning_rate=-1)
+
+
+def test_bf16_autocast_rollout_and_update_agree_and_weights_stay_float32(keyword_env):
+    """Under bfloat16 autocast the cached rollout and the one-pass update still score the same policy (to bfloat16
+    precision), the weights and gradients stay float32, and at policy = reference the KL is exactly 0."""
+    agent = GRPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, kl_coef=0.1, bf16_autocast=True)
+    rollout = agent.collect()
+    scored = score_rollout(agent, rollout, need_kl=True)
+    sampled = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
+    gap = (scored["logprobs"] - sampled * scored["mask"]).abs().max().item()
+    assert gap < 0.05  # the same policy, to bfloat16 precision
+    assert scored["kl"].abs().max().item() == 0.0
+    agent.policy.bf16_autocast = False
+    in_float32 = score_rollout(agent, rollout, need_kl=False)["logprobs"]
+    agent.policy.bf16_autocast = True
+    assert 0 < (in_float32 - scored["logprobs"]).abs().max().item() < 0.05  # autocast was on
+    stats = agent.update(rollout)
+    assert math.isfinite(stats["losses/policy"])
+    assert all(p.dtype == torch.float32 for p in agent.policy.trainable_parameters())
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in agent.policy.trainable_parameters())
+
+
+@pytest.mark.slow
+def test_grpo_learns_under_bf16_autocast(keyword_env):
+    cls, options = LEARNING["grpo"]
+    agent = cls(keyword_env(), episodes_per_iteration=16, minibatch_size=8, kl_coef=0.0, bf16_autocast=True, **options)
+    history = []
+    agent.learn(16 * 4 * ITERATIONS["grpo"], callback=lambda a, stats: history.append(stats))
+    rewards = [s["rollout/reward_mean"] for s in history]
+    assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.5, rewards
+
+
+def test_bf16_autocast_must_be_a_bool(keyword_env):
+    with pytest.raises(ValueError, match=r"Expected bf16_autocast to be a bool, got 'yes'"):
+        GRPO(keyword_env(), bf16_autocast="yes")

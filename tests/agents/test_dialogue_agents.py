@@ -1,14 +1,20 @@
 """Our agents on TextDialogue-v0 (tiny model): every reply is an episode whose prompt holds the conversation, so user
-tokens are never in the loss or the KL; a reply's return includes the later replies' rewards; PPO and REINFORCE raise
-the user's feedback; GRPO refuses conversations."""
+tokens are never in the loss or the KL; a reply's return includes the later replies' rewards; PPO, REINFORCE and GRPO
+(groups: one turn of the conversations of one slot group and round) raise the user's feedback."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from agents import GRPO, PPO, REINFORCE
+from agents.functional import group_relative_advantages, grouped_relative_advantages
+from agents.grpo import group_ids
+from agents.rollout import Episode
 from agents.scoring import score_rollout
 from textgen_env.dialogue import Scenario
 
@@ -61,8 +67,12 @@ def test_replies_are_episodes_with_the_conversation_as_prompt(dialogue_env, tiny
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("cls", "options"),
-    [(PPO, {"learning_rate": 3e-3, "epochs": 4}), (REINFORCE, {"learning_rate": 1e-2})],
-    ids=["ppo", "reinforce"],
+    [
+        (PPO, {"learning_rate": 3e-3, "epochs": 4}),
+        (REINFORCE, {"learning_rate": 1e-2}),
+        (GRPO, {"learning_rate": 1e-2, "group_size": 4}),
+    ],
+    ids=["ppo", "reinforce", "grpo"],
 )
 def test_agents_raise_the_users_feedback(dialogue_env, cls, options):
     env = dialogue_env(8)
@@ -80,9 +90,78 @@ def test_agents_raise_the_users_feedback(dialogue_env, cls, options):
     assert np.mean(feedback[:3]) < 0.25 and np.mean(feedback[-3:]) > np.mean(feedback[:3]) + 0.4, feedback
 
 
-def test_grpo_refuses_conversations(dialogue_env):
-    with pytest.raises(TypeError, match="Expected a TextGen-v0 vector env for GRPO"):
-        GRPO(dialogue_env(4))
+def _episode(slot: int, turn: int) -> Episode:
+    return Episode("p", "c", [1], [2], [0.0], [0.0], slot=slot, turn=turn)
+
+
+def test_grpo_groups_are_one_turn_of_a_slot_group_in_one_round():
+    # round 0: slots 0-3 (groups of 2) with 2, 1, 3 and 1 replies; round 1: slots 0-1 with 1 reply each
+    pattern = [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (0, 0), (1, 0)]
+    ids = group_ids([_episode(slot, turn) for slot, turn in pattern], group_size=2).tolist()
+    assert ids == [0, 1, 0, 2, 3, 4, 2, 5, 5]
+    scores = torch.tensor([1.0, 2.0, 3.0, 0.0, 5.0, 7.0, 4.0, 1.0, 1.0])
+    advantages = grouped_relative_advantages(scores, torch.tensor(ids), normalize_std=False).tolist()
+    assert advantages == [-1.0, 0.0, 1.0, -2.0, 0.0, 0.0, 2.0, 0.0, 0.0]  # groups of one get 0
+
+
+def test_grpo_groups_on_textgen_are_consecutive_completions(keyword_env):
+    agent = GRPO(keyword_env(8), group_size=4, episodes_per_iteration=16, minibatch_size=8, seed=0)
+    episodes = agent.collect().episodes  # two rounds of 8 slots
+    ids = group_ids(episodes, 4)
+    assert ids.tolist() == (torch.arange(16) // 4).tolist()
+    scores = torch.tensor([e.score for e in episodes])
+    for normalize_std in (True, False):  # the fixed-size path: the same numbers, bit for bit
+        fixed = group_relative_advantages(scores, 4, normalize_std=normalize_std)
+        assert torch.equal(fixed, grouped_relative_advantages(scores, ids, normalize_std=normalize_std))
+
+
+def test_grpo_groups_replies_by_slot_group_turn_and_round(dialogue_env):
+    content = dataclasses.replace(  # content once a reply has a common word: conversations of 1 to 3 replies
+        SCENARIO, rubric_kwargs={"keywords": ["the", "a", "it", "is", "was", "i", "and"]}, satisfied_at=0.1
+    )
+    other = dataclasses.replace(content, name="other", opening="i think the story is")
+    env = dialogue_env(8, scenarios=[content, other], max_turns=3)
+    agent = GRPO(env, group_size=4, episodes_per_iteration=8, minibatch_size=8, seed=2)
+    rounds = [agent._collect_round(agent.reset_seeds(r), agent.config.temperature) for r in range(2)]
+    episodes = rounds[0] + rounds[1]
+    ids = group_ids(episodes, 4).tolist()
+    keys = [(r, e.slot // 4, e.turn) for r, part in enumerate(rounds) for e in part]
+    for a, b in zip(ids, keys):
+        assert [x == a for x in ids] == [k == b for k in keys]  # same group <=> same round, slot group and turn
+    assert not set(ids[: len(rounds[0])]) & set(ids[len(rounds[0]) :])  # two rounds never share a group
+    assert [(e.slot, e.turn) for e in rounds[1]] == sorted((e.slot, e.turn) for e in rounds[1])  # what ids rely on
+    assert len(set(np.bincount(ids).tolist())) > 1, "expected groups of several sizes"
+    openings = [e.prompt.split("\n")[0] for e in episodes]  # "User: <the scenario's opening>"
+    assert len(set(openings)) == 2, "expected both scenarios"
+    for group in set(ids):
+        members = [e for e, i in zip(episodes, ids) if i == group]
+        if members[0].turn == 0:  # first replies of a group answer the very same prompt
+            assert all(m.prompt_ids == members[0].prompt_ids for m in members)
+        assert len({m.prompt.split("\n")[0] for m in members}) == 1  # one scenario per group
+
+
+def test_grpo_on_conversations_keeps_user_tokens_out_of_the_loss(dialogue_env, tiny):
+    _, tokenizer = tiny
+    agent = GRPO(dialogue_env(4), group_size=2, episodes_per_iteration=8, minibatch_size=4, kl_coef=0.1, seed=0)
+    rollout = agent.collect()
+    assert len(rollout.episodes) == 8 and [e.turn for e in rollout.episodes] == [0, 1] * 4
+    follow_up = tokenizer("i think it was")["input_ids"]
+    for first, second in zip(rollout.episodes[::2], rollout.episodes[1::2]):
+        tail = second.prompt_ids[len(first.prompt_ids) :]
+        assert tail[: len(first.completion_ids)] == first.completion_ids  # the reply, then the user's turn
+        assert all(token in tail[len(first.completion_ids) :] for token in follow_up)
+    batch = rollout.batch(range(8), tokenizer.pad_token_id, agent.policy.device)  # what GRPO's loss masks with
+    assert int(batch.completion_mask.sum()) == agent.num_timesteps  # reply tokens only
+    scored = score_rollout(agent, rollout, need_kl=True)
+    recorded = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
+    torch.testing.assert_close(scored["logprobs"], recorded * scored["mask"], atol=1e-4, rtol=0)  # the actions
+    stats = agent.update(rollout)
+    assert np.isfinite(list(stats.values())).all() and stats["rollout/kl"] >= 0
+
+
+def test_grpo_still_refuses_other_envs():
+    with pytest.raises(TypeError, match="Expected a TextGenVectorEnv or TextGenEnv, got"):
+        GRPO(gym.make_vec("CartPole-v1", num_envs=4))
 
 
 def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
@@ -101,7 +180,8 @@ def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
 
 
 @pytest.mark.slow
-def test_the_main_job_trains_on_conversations(tmp_path, tiny):
+@pytest.mark.parametrize(("agent", "scenarios"), [("ppo", "--scenarios"), ("grpo", "--scenario")], ids=["ppo", "grpo"])
+def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios):
     import json
 
     from agents.cli import main
@@ -109,11 +189,12 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny):
     model, tokenizer = tiny
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
-    args = ["train", "--env", "dialogue", "--agent", "ppo", "--model", str(tmp_path / "tiny"), "--user", "rule"]
-    args += ["--scenarios", "train", "--eval-scenarios", "eval", "--max-turns", "2", "--max-new-tokens", "4"]
+    args = ["train", "--env", "dialogue", "--agent", agent, "--model", str(tmp_path / "tiny"), "--user", "rule"]
+    args += [scenarios, "train", "--eval-scenarios", "eval", "--max-turns", "2", "--max-new-tokens", "4"]
     args += ["--num-envs", "4", "--steps", "64", "--episodes-per-iteration", "8", "--minibatch-size", "8"]
     args += ["--eval-samples-per-prompt", "1", "--output", str(tmp_path / "run"), "--no-tensorboard"]
     assert main(args) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["settings"]["env"] == "dialogue" and report["eval_prompts"] == 4  # 4 held-out conversations
+    assert report["settings"]["agent"] == agent and report["settings"]["scenarios"] == "train"
     assert report["eval_gain_se"] >= 0 and (tmp_path / "run" / "model" / "config.json").is_file()

@@ -10,8 +10,6 @@ import pytest
 import torch
 
 from agents.functional import (
-    AdaptiveKLController,
-    FixedKLController,
     clipped_policy_loss,
     clipped_value_loss,
     discounted_returns,
@@ -19,6 +17,7 @@ from agents.functional import (
     exact_kl_from_logits,
     gae_advantages,
     group_relative_advantages,
+    grouped_relative_advantages,
     kl_k1,
     kl_k2,
     kl_k3,
@@ -30,6 +29,7 @@ from agents.functional import (
     masked_whiten,
     selective_log_softmax,
 )
+from agents.kl_control import AdaptiveKLController, FixedKLController
 
 DTYPES = [
     pytest.param(torch.float32, id="float32"),
@@ -355,6 +355,35 @@ def test_group_relative_advantages_of_equal_scores_are_zero():
     assert group_relative_advantages(torch.ones(6), 3).tolist() == [0.0] * 6
 
 
+@pytest.mark.parametrize("normalize_std", [True, False], ids=["std", "no-std"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grouped_relative_advantages_match_naive(dtype, normalize_std):
+    scores = _randn(11, dtype=dtype, seed=16, scale=2.0)
+    ids = torch.tensor([7, 2, 7, 5, 2, 7, 9, 5, 2, 2, 7])  # interleaved groups of 4, 4 and 2, and a group of one
+    result = grouped_relative_advantages(scores, ids, normalize_std=normalize_std)
+    assert result.shape == scores.shape and result.dtype == dtype
+    values, groups, expected = scores.double().tolist(), ids.tolist(), []
+    for score, group_id in zip(values, groups):
+        group = [v for v, g in zip(values, groups) if g == group_id]
+        std = statistics.stdev(group) if len(group) > 1 else 0.0
+        expected.append((score - statistics.mean(group)) / ((std + 1e-4) if normalize_std else 1.0))
+    tol = {torch.float32: 1e-6, torch.float64: 1e-10, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(result.double(), torch.tensor(expected, dtype=torch.float64), rtol=tol, atol=tol)
+    assert result[6] == 0  # a group of one has no peer to be judged against
+
+
+@pytest.mark.parametrize("normalize_std", [True, False], ids=["std", "no-std"])
+def test_grouped_relative_advantages_of_fixed_groups_are_the_dense_formula_exactly(normalize_std):
+    scores = _randn(12, seed=17, scale=3.0)
+    rows = scores.view(3, 4)  # the fixed-size formula GRPO used on TextGen-v0: bit for bit the same numbers
+    dense = rows - rows.mean(dim=1, keepdim=True)
+    if normalize_std:
+        dense = dense / (rows.std(dim=1, keepdim=True) + 1e-4)
+    grouped = grouped_relative_advantages(scores, torch.arange(12) // 4, normalize_std=normalize_std)
+    assert torch.equal(grouped, dense.reshape(-1))
+    assert torch.equal(group_relative_advantages(scores, 4, normalize_std=normalize_std), grouped)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_leave_one_out_advantages_match_naive(dtype):
     scores = _randn(12, dtype=dtype, seed=15)
@@ -379,6 +408,10 @@ def test_group_advantage_errors():
         group_relative_advantages(torch.zeros(2, 2), 2)
     with pytest.raises(ValueError, match="Expected group_size to be an integer >= 2, got 1"):
         leave_one_out_advantages(torch.zeros(4), 1)
+    with pytest.raises(ValueError, match=r"Expected scores and group_ids to have the same shape"):
+        grouped_relative_advantages(torch.zeros(4), torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"integer group_ids, got shape \(4,\) and torch.float32"):
+        grouped_relative_advantages(torch.zeros(4), torch.zeros(4))
 
 
 # KL estimators and exact KL

@@ -36,6 +36,14 @@ def test_every_setting_is_a_flag_with_the_dataclass_default_and_docstring():
         assert f"--{name.replace('_', '-')}" in help_text and option.doc
 
 
+@pytest.mark.parametrize("flag", ["--scenarios", "--scenario"], ids=["field", "alias"])
+def test_scenario_is_an_alias_of_scenarios(flag):
+    assert _train_args([flag, "refund"]).scenarios == "refund"
+    assert not hasattr(_train_args([flag, "refund"]), "scenario")  # one setting, one dest
+    option = {o.name: o for o in field_options(TrainSettings)}["scenarios"]
+    assert option.aliases == ("--scenario",) and option.doc.endswith("Also `--scenario`.")  # the README says so
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
