@@ -34,30 +34,31 @@ def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> E
     saved_env, saved_generator, saved_steps = agent.env, agent.generator, agent.num_timesteps
     agent.env, agent.generator = env, torch.Generator().manual_seed(seed)
     ratings, kls, lengths, samples, replies = [], [], [], [], []
-    try:
-        for round_index in range(rounds):
-            seeds = [seed * 1_000_003 + round_index * env.num_envs + i for i in range(env.num_envs)]
-            episodes = agent._collect_round(seeds, agent.config.temperature)
-            scored = score_rollout(agent, Rollout(episodes), need_kl=True)
-            episode_kl = masked_sum(scored["kl"], scored["mask"], dim=1).tolist()
-            cursor = 0
-            for slot in range(env.num_envs):
-                count = int(env.batch.turns[slot])
-                marks = env.batch.feedbacks[slot]
-                ratings.append(float(np.mean(marks)) if marks else 0.0)
-                kls.append(float(sum(episode_kl[cursor : cursor + count])))
-                lengths.append(sum(len(e.completion_ids) for e in episodes[cursor : cursor + count]))
-                replies.extend(e.completion for e in episodes[cursor : cursor + count])
-                samples.append(
-                    {
-                        "scenario": env.batch.scenarios[slot].name,
-                        "conversation": [dict(m) for m in env.batch.conversations[slot]],
-                        "feedback": list(marks),
-                    }
-                )
-                cursor += count
-    finally:
-        agent.env, agent.generator, agent.num_timesteps = saved_env, saved_generator, saved_steps
+    with agent.policy.float32():  # the float32 policy, also after training with bf16_autocast
+        try:
+            for round_index in range(rounds):
+                seeds = [seed * 1_000_003 + round_index * env.num_envs + i for i in range(env.num_envs)]
+                episodes = agent._collect_round(seeds, agent.config.temperature)
+                scored = score_rollout(agent, Rollout(episodes), need_kl=True)
+                episode_kl = masked_sum(scored["kl"], scored["mask"], dim=1).tolist()
+                cursor = 0
+                for slot in range(env.num_envs):
+                    count = int(env.batch.turns[slot])
+                    marks = env.batch.feedbacks[slot]
+                    ratings.append(float(np.mean(marks)) if marks else 0.0)
+                    kls.append(float(sum(episode_kl[cursor : cursor + count])))
+                    lengths.append(sum(len(e.completion_ids) for e in episodes[cursor : cursor + count]))
+                    replies.extend(e.completion for e in episodes[cursor : cursor + count])
+                    samples.append(
+                        {
+                            "scenario": env.batch.scenarios[slot].name,
+                            "conversation": [dict(m) for m in env.batch.conversations[slot]],
+                            "feedback": list(marks),
+                        }
+                    )
+                    cursor += count
+        finally:
+            agent.env, agent.generator, agent.num_timesteps = saved_env, saved_generator, saved_steps
     index = list(range(len(ratings)))
     return EvalResult(
         reward=mean_with_error(ratings),

@@ -184,8 +184,22 @@ def evaluate(
 ) -> EvalResult:
     """Sample `samples_per_prompt` completions of each held-out prompt; score reward, exact KL, length, diversity.
 
-    The KL is that of the sampling policy (logits / temperature) to the reference at the same temperature.
+    The KL is that of the sampling policy (logits / temperature) to the reference at the same temperature. The
+    forwards run in float32 even for a policy trained with ``bf16_autocast``.
     """
+    with policy.float32():
+        return _evaluate(policy, env, prompts, samples_per_prompt, temperature, seed, batch_size)
+
+
+def _evaluate(
+    policy: LMPolicy,
+    env: TextGenVectorEnv,
+    prompts: str | list[str],
+    samples_per_prompt: int,
+    temperature: float,
+    seed: int,
+    batch_size: int,
+) -> EvalResult:
     if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
         raise ValueError(f"Expected samples_per_prompt to be an int >= 1, got {samples_per_prompt!r}")
     source = make_prompt_source(prompts)

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -152,6 +153,15 @@ class LMPolicy(nn.Module):
             out = cache.advance(tokens, restart)
         values = self.value_head(out.hidden.float()).squeeze(-1) if self.value_head is not None else None
         return out.logits[:, : self.vocab_size].float(), values
+
+    @contextlib.contextmanager
+    def float32(self) -> Iterator[None]:
+        """Forwards in float32 inside, whatever ``bf16_autocast`` says: evaluations measure the float32 policy."""
+        saved, self.bf16_autocast = self.bf16_autocast, False
+        try:
+            yield
+        finally:
+            self.bf16_autocast = saved
 
     def autocast(self) -> torch.autocast:
         """The context of every forward (rollout steps, scoring): bfloat16 autocast with ``bf16_autocast``."""

@@ -59,3 +59,13 @@ def test_same_seed_pairs_completions_and_a_changed_policy_is_measured(policy_and
         paired_gain(before, other_seed)
     with pytest.raises(ValueError, match=r"Expected samples_per_prompt to be an int >= 1, got 0"):
         evaluate(policy, env, PROMPTS, samples_per_prompt=0)
+
+
+def test_a_policy_trained_with_bf16_autocast_is_evaluated_in_float32(policy_and_env):
+    policy, env = policy_and_env
+    with torch.no_grad():  # away from the reference, so that the KL would show bfloat16 rounding
+        policy.model.get_output_embeddings().weight.mul_(4.0)
+    in_float32 = evaluate(policy, env, PROMPTS, samples_per_prompt=4, seed=0, batch_size=5)
+    policy.bf16_autocast = True
+    assert evaluate(policy, env, PROMPTS, samples_per_prompt=4, seed=0, batch_size=5) == in_float32
+    assert policy.bf16_autocast  # restored after the evaluation

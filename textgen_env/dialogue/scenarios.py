@@ -44,8 +44,8 @@ SCENARIOS: dict[str, Scenario] = {
         goal="Get a refund, and an apology.",
         opening="Hi, my headphones broke after one week. I want my money back.",
         follow_ups=("So can I get a refund or not?", "I still have the receipt. What do I do now?"),
-        rubric="keyword",
-        rubric_kwargs={"keywords": ["sorry", "refund", "apolog"]},
+        rubric="regex",
+        rubric_kwargs={"patterns": [r"\bsorry\b", r"\brefund", r"\bapologi[sz]"]},
     ),
     "explain": Scenario(
         name="explain",
@@ -53,8 +53,8 @@ SCENARIOS: dict[str, Scenario] = {
         goal="Understand how plants make food from light, in simple words.",
         opening="Can you explain photosynthesis to me? I missed the class.",
         follow_ups=("What does the sunlight do exactly?", "And why do plants need water for it?"),
-        rubric={"keyword": 0.7, "readability": 0.3},
-        rubric_kwargs={"keyword": {"keywords": ["light", "sun", "energy", "sugar", "water"]}},
+        rubric={"regex": 0.7, "readability": 0.3},
+        rubric_kwargs={"regex": {"patterns": [r"\blight\b", r"\bsun", r"\benergy\b", r"\bsugars?\b", r"\bwater\b"]}},
     ),
     "short_answer": Scenario(
         name="short_answer",
@@ -73,8 +73,8 @@ SCENARIOS: dict[str, Scenario] = {
         goal="Get a friendly idea for a quick meal.",
         opening="I have eggs, bread and cheese. What can I cook tonight?",
         follow_ups=("Sounds good, how long does it take?", "Anything I can add to it?"),
-        rubric={"keyword": 0.7, "sentiment": 0.3},
-        rubric_kwargs={"keyword": {"keywords": ["egg", "cheese", "bread", "toast", "minutes"]}},
+        rubric={"regex": 0.7, "sentiment": 0.3},
+        rubric_kwargs={"regex": {"patterns": [r"\beggs?\b", r"\bcheese", r"\bbread\b", r"\btoast", r"\bminutes?\b"]}},
     ),
     "complaint": Scenario(
         name="complaint",
@@ -82,8 +82,8 @@ SCENARIOS: dict[str, Scenario] = {
         goal="Be heard and get the room cleaned today.",
         opening="My room was not cleaned yesterday and it is still dirty. This is not ok.",
         follow_ups=("When exactly will someone come?", "Will I get anything for the trouble?"),
-        rubric={"keyword": 0.7, "sentiment": 0.3},
-        rubric_kwargs={"keyword": {"keywords": ["sorry", "clean", "today", "apolog"]}},
+        rubric={"regex": 0.7, "sentiment": 0.3},
+        rubric_kwargs={"regex": {"patterns": [r"\bsorry\b", r"\bclean", r"\btoday\b", r"\bapologi[sz]"]}},
     ),
 }
 """Every built-in scenario by name."""
