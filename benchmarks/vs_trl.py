@@ -13,12 +13,14 @@ completion, summed exact per-token KL) and distinct-2 (distinct word bigrams, be
 What is held equal: the starting model (one folder, loaded fresh for every run), the VADER sentiment reward of the
 completion (``make_reward("sentiment")``), the ``movie_reviews`` training prompts as plain text (no chat template;
 both tokenize the raw prompt with the tokenizer's own special tokens), 20 new tokens with stop on EOS, plain sampling at
-temperature 1, the algorithm (GRPO: groups of completions of one prompt, group-normalised rewards, clipped ratio, KL
-in the loss), its shape taken from the main job's `GRPOConfig` (16 completions per rollout in groups of 4, minibatches
-of 8, one epoch, clip 0.2), AdamW at a constant learning rate, gradient-norm clip 1.0, full fine-tuning in float32,
-and a starting KL coefficient of 0.1. What differs: ours adds the exact per-token KL (with its gradient) to the loss
-and raises its coefficient above 0.1 while the KL passes the main job's target; TRL uses a fixed ``--beta`` times its
-k3 estimate and its default ``dapo`` loss aggregation; and ours generates through the env's KV-cached loop, TRL with
+temperature 1, the algorithm (GRPO: groups of completions of one prompt, rewards centred in their group and divided
+by its std only when the main job's ``scale_rewards`` is on (TRL's ``scale_rewards``), clipped ratio, KL in the loss),
+its shape taken from the main job's `GRPOConfig` (16 completions per rollout in groups of 4, minibatches of 8, one
+epoch, clip 0.2), AdamW at a constant learning rate, gradient-norm clip 1.0, full fine-tuning of float32 weights with
+bfloat16 autocast forwards when the main job's ``bf16_autocast`` is on (TRL's ``bf16``), and the starting KL
+coefficient of the main job. What differs: ours adds the exact per-token KL (with its gradient) to the loss and
+raises its coefficient above its floor while the KL passes the main job's target; TRL uses a fixed ``--beta`` times
+its k3 estimate and its default ``dapo`` loss aggregation; and ours generates through the env's KV-cached loop, TRL with
 ``model.generate``. The main job's own before/after evaluation is cut to two prompts, as its exported model goes
 through the shared evaluator like TRL's.
 
@@ -73,6 +75,7 @@ from textgen_env.testing import tiny_model_and_tokenizer
 REWARD = "sentiment"
 MAX_NEW_TOKENS = 20
 _OURS = OurGRPOConfig(**MAIN_JOB_OPTIONS)  # the main job's agent settings, which TRL's are matched to
+_MAIN_JOB_SLOTS = TrainSettings.__dataclass_fields__["num_envs"].default  # its env slots (one rollout round)
 NUM_GENERATIONS = _OURS.group_size  # completions per prompt
 COMPLETIONS_PER_ROLLOUT = _OURS.episodes_per_iteration  # 16 completions per iteration
 MINIBATCH = _OURS.minibatch_size
@@ -143,7 +146,7 @@ def _loop_seconds(output: Path, called_at: float) -> float:
 
 
 def train_ours(model_path: str, lr: float, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
-    """Run the main job (its PPO settings, only the learning rate changed) for ``args.minutes``; returns the exported
+    """Run the main job (its settings, only the learning rate changed) for ``args.minutes``; returns the exported
     model, the training-loop seconds and the generated tokens."""
     output = work / f"ours-{lr:g}"
     # its own before/after evaluation runs on two prompts only: the shared evaluator redoes it on the exported model
@@ -158,7 +161,7 @@ def train_ours(model_path: str, lr: float, args: argparse.Namespace, work: Path)
         "max_minutes": args.minutes,
         "seed": args.seed,
         "output": str(output),
-        "num_envs": 8,
+        "num_envs": _MAIN_JOB_SLOTS,
         "max_new_tokens": MAX_NEW_TOKENS,
         "eval_every": 0,
         "checkpoint_every": 10**9,  # only the one at the end, after the timed loop
@@ -233,7 +236,8 @@ def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
         top_k=0,
         disable_dropout=True,  # ours runs the model in eval mode
         activation_checkpointing=False,  # GRPOConfig turns it on by default (as gradient_checkpointing)
-        bf16=False,
+        bf16=_OURS.bf16_autocast,  # bfloat16 autocast forwards over float32 weights, as ours
+        scale_rewards=_OURS.scale_rewards,  # ours: rewards centred in their group, scaled by its std only if set
         fp16=False,
         use_cpu=args.device == "cpu",
         seed=args.seed,
@@ -298,7 +302,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=3.0, help="training-loop budget per run")
     parser.add_argument("--lrs-ours", type=float, nargs="+", default=[1e-5, 2e-5, 4e-5])
     parser.add_argument("--lrs-trl", type=float, nargs="+", default=[1e-5, 2e-5, 4e-5])
-    parser.add_argument("--beta", type=float, default=0.1, help="TRL's KL coefficient (ours starts at 0.1)")
+    parser.add_argument(
+        "--beta", type=float, default=_OURS.kl_coef, help="TRL's KL coefficient (default: the one ours starts at)"
+    )
     parser.add_argument("--prompts", default="movie_reviews", help="training prompts")
     parser.add_argument("--eval-prompts", default="movie_reviews:eval")
     parser.add_argument("--samples-per-prompt", type=int, default=4, help="eval completions per held-out prompt")

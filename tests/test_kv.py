@@ -28,22 +28,28 @@ def _tiny_llama():
     return LlamaForCausalLM(config).eval()
 
 
+@pytest.mark.parametrize("bf16_autocast", [False, True], ids=["float32", "bf16-autocast"])
 @pytest.mark.parametrize("hold_rate", [0.0, 0.3], ids=["no-holds", "holds"])
 @pytest.mark.parametrize("make_model", [tiny_model, _tiny_llama], ids=["gpt2", "llama"])
-def test_cached_steps_with_random_restarts_equal_plain_forward(make_model, hold_rate):
+def test_cached_steps_with_random_restarts_equal_plain_forward(make_model, hold_rate, bf16_autocast):
+    """In float32 to 1e-5; under bfloat16 autocast (keys and values then differ in dtype after RoPE) to bfloat16's
+    precision, against the float32 forward."""
     model = make_model()
+    atol, rtol = (5e-2, 5e-2) if bf16_autocast else (1e-5, 1e-4)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast, cache_enabled=False)
     rng = np.random.default_rng(0)
     num_slots = 4
     cache = SlotKVCache(model, num_slots, output_hidden=True)
     streams = [list(rng.integers(3, 100, size=rng.integers(1, 9))) for _ in range(num_slots)]
     gaps = [0] * num_slots  # held steps since each slot's restart: masked columns inside its row
-    out = cache.advance(streams, [True] * num_slots)
+    with autocast:
+        out = cache.advance(streams, [True] * num_slots)
     for _step in range(25):
         for i in range(num_slots):  # a held slot's outputs are those of its unchanged stream
             with torch.no_grad():
                 plain = model(torch.tensor([streams[i]]), output_hidden_states=True)
-            torch.testing.assert_close(out.logits[i], plain.logits[0, -1], atol=1e-5, rtol=1e-4)
-            torch.testing.assert_close(out.hidden[i], plain.hidden_states[-1][0, -1], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(out.logits[i], plain.logits[0, -1], atol=atol, rtol=rtol)
+            torch.testing.assert_close(out.hidden[i], plain.hidden_states[-1][0, -1], atol=atol, rtol=rtol)
         reset = rng.random(num_slots) < 0.2
         hold = ~reset & (rng.random(num_slots) < hold_rate)
         tokens = []
@@ -59,7 +65,8 @@ def test_cached_steps_with_random_restarts_equal_plain_forward(make_model, hold_
                 token = int(rng.integers(3, 100))
                 streams[i].append(token)
                 tokens.append([token])
-        out = cache.advance(tokens, reset.tolist(), hold=hold.tolist())
+        with autocast:
+            out = cache.advance(tokens, reset.tolist(), hold=hold.tolist())
     assert cache.columns == max(len(s) + g for s, g in zip(streams, gaps))  # unused columns are trimmed
 
 

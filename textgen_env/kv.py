@@ -173,8 +173,8 @@ class SlotKVCache:
                     self._mask[slot, self.columns - n :] = 1
             for layer, prefix_layer in zip(self._cache.layers, prefix_cache.layers):
                 # rows of the prefill batch are left-padded to `longest`, so they line up with the last columns
-                layer.keys[index, :, start:] = prefix_layer.keys
-                layer.values[index, :, start:] = prefix_layer.values
+                layer.keys[index, :, start:] = prefix_layer.keys.to(layer.keys.dtype)
+                layer.values[index, :, start:] = prefix_layer.values.to(layer.values.dtype)
         self._trim()
 
     def _prefill(self, prefixes: list[list[int]], longest: int) -> DynamicCache:
@@ -206,9 +206,9 @@ class SlotKVCache:
                 self._cache.update(zeros, prefix_layer.values.new_zeros(shape), len(self._cache.layers))
             return
         for layer in self._cache.layers:
-            pad = layer.keys.new_zeros((*layer.keys.shape[:2], extra, layer.keys.shape[3]))
-            layer.keys = torch.cat([pad, layer.keys], dim=2)
-            layer.values = torch.cat([pad, layer.values], dim=2)
+            shape = (*layer.keys.shape[:2], extra, layer.keys.shape[3])
+            layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)  # each in its own dtype: under
+            layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)  # autocast they differ
 
     def _trim(self) -> None:
         used = self._mask.any(dim=0).nonzero()

@@ -120,3 +120,15 @@ def test_the_readme_table_is_the_generated_one():
     assert table in README.read_text(encoding="utf-8"), (
         "regenerate with: python -c 'from agents.cli import train_flags_table; print(train_flags_table())'"
     )
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce", "grpo", "dqn"], ids=str)
+def test_main_job_options_are_those_each_agent_has(agent):
+    from agents import agent_class
+
+    options = main_job_options(agent)
+    names = {f.name for f in dataclasses.fields(agent_class(agent).config_class)}
+    assert set(options) <= names and options["bf16_autocast"] is True
+    assert ("scale_rewards" in options) == (agent == "grpo")
+    assert agent != "dqn" or not any(k.startswith("kl_") for k in options)
+    TrainSettings(agent=agent)  # valid as they are
