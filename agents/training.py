@@ -287,7 +287,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     report = {
         "agent": settings.agent,
         "model": model_name,
-        "reward": settings.reward,
+        "reward": settings.reward if settings.env == "textgen" else f"{settings.user} user's rating",
         "eval_reward_before": before.reward.mean,
         "eval_reward_before_se": before.reward.se,
         "eval_reward_after": after.reward.mean,

@@ -197,4 +197,5 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["settings"]["env"] == "dialogue" and report["eval_prompts"] == 4  # 4 held-out conversations
     assert report["settings"]["agent"] == agent and report["settings"]["scenarios"] == "train"
+    assert report["reward"] == "rule user's rating"
     assert report["eval_gain_se"] >= 0 and (tmp_path / "run" / "model" / "config.json").is_file()
