@@ -118,7 +118,7 @@ def test_cli_train_generate_eval(tiny_run, capsys):
     output = str(root / "cli")
     args = ["train", "--model", tiny, "--reward", "keyword", "--prompts", str(root / "train.txt")]
     args += ["--eval-prompts", str(root / "eval.txt"), "--steps", "64", "--output", output, "--max-new-tokens", "4"]
-    args += ["--episodes-per-iteration", "8", "--minibatch-size", "8", "--no-tensorboard"]
+    args += ["--episodes-per-iteration", "8", "--minibatch-size", "8", "--num-envs", "8", "--no-tensorboard"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "paired gain" in printed and "4 prompts x 8 samples, shared seeds" in printed
