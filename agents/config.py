@@ -154,7 +154,8 @@ class GRPOConfig(AgentConfig):
     """GRPO: group-relative advantages over several completions of one prompt, no critic, KL in the loss."""
 
     group_size: int = 4
-    """Completions per prompt (the env's num_envs must be a multiple of it)."""
+    """Completions per prompt (the env's num_envs must be a multiple of it); on TextDialogue-v0, conversations per
+    scenario, whose replies at one turn form a group."""
     clip_range: float = 0.2
     """Policy ratio clip."""
     scale_rewards: bool = True
