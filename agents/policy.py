@@ -179,7 +179,7 @@ class LMPolicy(nn.Module):
         width_t = batch.input_ids.shape[1] - batch.prompt_length
         positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         want_hidden = self.value_head is not None and model is self.model
-        with self.autocast():  # one context per forward: its cache of bfloat16 weights never outlives an update
+        with self.autocast():  # no weight cache: each forward casts the current float32 weights
             outputs = model(
                 input_ids=batch.input_ids,
                 attention_mask=batch.attention_mask,
