@@ -88,6 +88,28 @@ def test_same_command_and_seed_give_the_same_weights(tiny_run):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(
+    ("agent", "bf16"), [("ppo", False), ("grpo", False), ("grpo", True)], ids=["ppo", "grpo", "grpo-bf16"]
+)
+def test_quick_evaluations_leave_training_unchanged(tiny_run, agent, bf16):
+    """The curves' quick evaluations draw from their own generators: with or without them, the same weights."""
+    import torch
+
+    from textgen_env import load_model
+
+    settings, root = tiny_run
+    options = {"learning_rate": 1e-2, "episodes_per_iteration": 8, "minibatch_size": 8, "bf16_autocast": bf16}
+    with_evals = run_training(settings(agent=agent, output=str(root / "a"), eval_every=1, agent_options=options))
+    without = run_training(settings(agent=agent, output=str(root / "b"), eval_every=0, agent_options=options))
+    rows = list(csv.DictReader((root / "a" / "progress.csv").open()))
+    assert all(row["eval/reward_mean"] for row in rows)  # every iteration was evaluated
+    assert with_evals["eval_gain"] == without["eval_gain"]
+    model_a, _ = load_model(str(root / "a" / "model"))
+    model_b, _ = load_model(str(root / "b" / "model"))
+    for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_resume_continues_from_the_checkpoint(tiny_run):
     settings, root = tiny_run
     first = run_training(settings(steps=8 * 4 * 2))
