@@ -70,6 +70,11 @@ def _train(args: argparse.Namespace) -> int:
     print(f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}")
     print(f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}")
     print(f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}")
+    for name, row in report.get("eval_gain_by_scenario", {}).items():
+        print(
+            f"  {name:<15} {row['before']:+.3f} -> {row['after']:+.3f}, gain {row['gain']:+.3f} ± "
+            f"{row['gain_se']:.3f} ({row['conversations']} conversations)"
+        )
     print(
         f"trained {report['timesteps']} tokens in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
         f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"

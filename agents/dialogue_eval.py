@@ -17,9 +17,9 @@ from agents.evaluation import EvalResult, distinct_n
 from agents.functional import masked_sum
 from agents.rollout import Rollout
 from agents.scoring import score_rollout
-from agents.statistics import mean_with_error
+from agents.statistics import mean_with_error, paired_difference
 
-__all__ = ["evaluate_dialogue"]
+__all__ = ["evaluate_dialogue", "gain_by_scenario"]
 
 
 def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> EvalResult:
@@ -74,3 +74,26 @@ def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> E
         lengths=lengths,
         samples=samples,
     )
+
+
+def gain_by_scenario(before: EvalResult, after: EvalResult) -> dict[str, dict[str, float]]:
+    """The paired rating gain of two `evaluate_dialogue` results (same seed) split by scenario.
+
+    Returns ``{scenario: {"conversations", "before", "after", "gain", "gain_se"}}``, SEs over the scenario's
+    conversations (``nan`` for a scenario met only once).
+    """
+    names = [s["scenario"] for s in before.samples]
+    if names != [s["scenario"] for s in after.samples]:
+        raise ValueError("Expected two evaluations of the same conversations (same seed), got different scenarios")
+    table: dict[str, dict[str, float]] = {}
+    for name in sorted(set(names)):
+        rows = [i for i, n in enumerate(names) if n == name]
+        gain = paired_difference([before.rewards[i] for i in rows], [after.rewards[i] for i in rows])
+        table[name] = {
+            "conversations": len(rows),
+            "before": float(np.mean([before.rewards[i] for i in rows])),
+            "after": float(np.mean([after.rewards[i] for i in rows])),
+            "gain": gain.mean,
+            "gain_se": gain.se,
+        }
+    return table

@@ -17,7 +17,7 @@ import torch
 
 from agents import agent_class
 from agents.base import Agent
-from agents.dialogue_eval import evaluate_dialogue
+from agents.dialogue_eval import evaluate_dialogue, gain_by_scenario
 from agents.distributed import DistributedContext
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.report import plot_curves
@@ -316,6 +316,8 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         "agent_config": agent.config.to_dict(),
         "world_size": ctx.world_size,
     }
+    if settings.env == "dialogue":
+        report["eval_gain_by_scenario"] = gain_by_scenario(before, after)
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)
     plot_curves(

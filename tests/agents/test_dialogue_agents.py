@@ -199,3 +199,8 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios):
     assert report["settings"]["agent"] == agent and report["settings"]["scenarios"] == "train"
     assert report["reward"] == "rule user's rating"
     assert report["eval_gain_se"] >= 0 and (tmp_path / "run" / "model" / "config.json").is_file()
+    by_scenario = report["eval_gain_by_scenario"]  # the held-out gain split by scenario adds back up to the gain
+    assert set(by_scenario) <= {"recipe", "complaint"}
+    assert sum(row["conversations"] for row in by_scenario.values()) == report["eval_prompts"]
+    weighted = sum(row["gain"] * row["conversations"] for row in by_scenario.values()) / report["eval_prompts"]
+    assert weighted == pytest.approx(report["eval_gain"], abs=1e-9)

@@ -2,7 +2,10 @@
 
 Written for this project. Each scenario's `rubric` is a package reward (`textgen_env.rewards`) of the assistant's
 reply (plus its `rubric_shift`), between -1 and 1; the simulated and rule-based users report it as their feedback.
-The sets ``train`` and ``eval`` hold different scenarios, so feedback can be measured on held-out ones.
+The sets ``train`` and ``eval`` hold different scenarios, so feedback can be measured on held-out ones. The held-out
+ones are new situations of kinds the training set covers: an upset customer who wants an apology and a fix
+(``complaint``; trained on ``refund`` and ``late_delivery``) and a practical question about what the user has at hand
+(``recipe``; trained on ``pantry``), rated on apologising, using the user's own words and a friendly tone.
 """
 
 from __future__ import annotations
@@ -67,6 +70,26 @@ SCENARIOS: dict[str, Scenario] = {
         rubric_shift=1.0,
         satisfied_at=0.9,
     ),
+    "late_delivery": Scenario(
+        name="late_delivery",
+        persona="You are a hungry customer whose pizza delivery is an hour late.",
+        goal="Get an apology, and know when the food will arrive.",
+        opening="I ordered a pizza an hour ago and it still has not arrived.",
+        follow_ups=("How many more minutes will it take?", "Can I get something for the long wait?"),
+        rubric={"regex": 0.7, "sentiment": 0.3},
+        rubric_kwargs={
+            "regex": {"patterns": [r"\bsorry\b", r"\bapologi[sz]", r"\bpizza", r"\bminutes?\b", r"\bsoon\b"]}
+        },
+    ),
+    "pantry": Scenario(
+        name="pantry",
+        persona="You are a student with only rice, beans and an onion in the kitchen.",
+        goal="Get a simple dinner idea that uses what is there.",
+        opening="I only have rice, beans and an onion. What can I make for dinner?",
+        follow_ups=("How long does it take to cook?", "Can I make it a bit spicy?"),
+        rubric={"regex": 0.7, "sentiment": 0.3},
+        rubric_kwargs={"regex": {"patterns": [r"\brice\b", r"\bbeans?\b", r"\bonions?\b", r"\bminutes?\b"]}},
+    ),
     "recipe": Scenario(
         name="recipe",
         persona="You are a hungry person with eggs, bread and cheese at home.",
@@ -89,7 +112,7 @@ SCENARIOS: dict[str, Scenario] = {
 """Every built-in scenario by name."""
 
 SCENARIO_SETS: dict[str, tuple[str, ...]] = {
-    "train": ("refund", "explain", "short_answer"),
+    "train": ("refund", "explain", "short_answer", "late_delivery", "pantry"),
     "eval": ("recipe", "complaint"),
     "all": tuple(SCENARIOS),
 }
