@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from textgen_env.dialogue import RuleBasedUser
 from textgen_env.dialogue.scenarios import SCENARIO_SETS, SCENARIOS, resolve_scenarios
-from textgen_env.rewards import make_reward
 
 
 def _rate(name: str, reply: str) -> float:
-    scenario = SCENARIOS[name]
-    rubric = make_reward(scenario.rubric, dict(scenario.rubric_kwargs) or None)
-    return float(rubric([scenario.opening], [reply], [True])[0]) + scenario.rubric_shift
+    """The rating a user of scenario `name` gives `reply` to its opening line."""
+    user = RuleBasedUser()
+    user.reset(SCENARIOS[name], np.random.default_rng(0))
+    return user.rate([{"role": "user", "content": SCENARIOS[name].opening}, {"role": "assistant", "content": reply}])
 
 
 def test_train_and_eval_hold_different_scenarios():
