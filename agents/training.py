@@ -323,7 +323,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     plot_curves(
         output / "progress.csv",
         output / "curves.png",
-        title=f"{settings.agent.upper()} on {model_name} · reward: {settings.reward}",
+        title=f"{settings.agent.upper()} on {model_name} · reward: {report['reward']}",
         eval_before=before.reward.mean,
         eval_after=after.reward.mean,
     )

@@ -38,6 +38,22 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".")) == []
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_written_files_and_folders_get_the_permissions_the_umask_gives(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        file = atomic_write(tmp_path / "report.json", "{}")
+        with atomic_folder(tmp_path / "model") as staging:
+            (staging / "config.json").write_text("{}")
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        (plain / "file").write_text("")
+    finally:
+        os.umask(previous)
+    assert file.stat().st_mode & 0o777 == (plain / "file").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "model").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
 def _folder(tmp_path, text: str):
     with atomic_folder(tmp_path / "ckpt") as staging:
         (staging / "data.txt").write_text(text)

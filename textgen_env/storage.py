@@ -76,6 +76,13 @@ def _fsync_directory(folder: Path) -> None:
         os.close(handle)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back; Python has no getter before 3.14)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: PathLike, data: bytes | str | Callable[[Path], None]) -> Path:
     """Replace the file `path` atomically: readers see the old file or the new one, never a part.
 
@@ -88,6 +95,7 @@ def atomic_write(path: PathLike, data: bytes | str | Callable[[Path], None]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from other users
         if callable(data):
             os.close(handle)
             data(Path(temporary))
@@ -154,6 +162,7 @@ def atomic_folder(target: PathLike, *, name: str = "folder") -> Iterator[Path]:
     recover_folder(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
+        os.chmod(staging, 0o777 & ~_umask())  # as a plain mkdir would make it, not mkdtemp's 0700
         yield staging
         (staging / COMPLETE_MARKER).write_text("")
         for file in staging.rglob("*"):

@@ -181,10 +181,17 @@ def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("agent", "scenarios"), [("ppo", "--scenarios"), ("grpo", "--scenario")], ids=["ppo", "grpo"])
-def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios):
+def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, monkeypatch):
     import json
 
+    import agents.training
     from agents.cli import main
+
+    titles = []
+    plot_curves = agents.training.plot_curves
+    monkeypatch.setattr(
+        agents.training, "plot_curves", lambda *a, **kw: titles.append(kw["title"]) or plot_curves(*a, **kw)
+    )
 
     model, tokenizer = tiny
     model.save_pretrained(tmp_path / "tiny")
@@ -197,7 +204,7 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["settings"]["env"] == "dialogue" and report["eval_prompts"] == 4  # 4 held-out conversations
     assert report["settings"]["agent"] == agent and report["settings"]["scenarios"] == "train"
-    assert report["reward"] == "rule user's rating"
+    assert report["reward"] == "rule user's rating" and titles[0].endswith("reward: rule user's rating")
     assert report["eval_gain_se"] >= 0 and (tmp_path / "run" / "model" / "config.json").is_file()
     by_scenario = report["eval_gain_by_scenario"]  # the held-out gain split by scenario adds back up to the gain
     assert set(by_scenario) <= {"recipe", "complaint"}
