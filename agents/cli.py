@@ -126,6 +126,10 @@ def _eval(args: argparse.Namespace) -> int:
     from agents.evaluation import evaluate, paired_gain
     from agents.policy import LMPolicy
 
+    if args.env not in ("textgen", "dialogue"):
+        args.parser.error(f"Expected --env to be one of ['textgen', 'dialogue'], got {args.env!r}")
+    if args.env == "dialogue":
+        return _eval_dialogue(args)
     policy, env = _policy_and_env(args, args.reward)
     settings = dict(samples_per_prompt=args.samples, temperature=args.temperature, seed=args.seed)
     result = evaluate(policy, env, args.prompts, **settings)
@@ -137,6 +141,26 @@ def _eval(args: argparse.Namespace) -> int:
         summary.update(reward_before=before.reward.mean, reward_before_se=before.reward.se, gain=gain.mean)
         summary.update(gain_se=gain.se, distinct2_before=before.distinct2)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval_dialogue(args: argparse.Namespace) -> int:
+    from agents.dialogue_eval import rescore_dialogue_model
+    from textgen_env.dialogue import TextDialogueVectorEnv
+
+    try:
+        env = TextDialogueVectorEnv(
+            num_envs=args.num_envs,
+            model=args.reference,
+            scenarios=args.eval_scenarios,
+            user=args.user,
+            max_turns=args.max_turns,
+            max_reply_tokens=args.max_new_tokens,
+        )
+    except ValueError as error:
+        args.parser.error(str(error))
+    settings = dict(rounds=args.samples, seed=args.seed, temperature=args.temperature, gain=args.gain)
+    print(json.dumps(rescore_dialogue_model(args.model, env, **settings), indent=2))
     return 0
 
 
@@ -161,6 +185,8 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgen-env`` command."""
+    from agents.options import add_dataclass_flags
+
     parser = argparse.ArgumentParser(prog="textgen-env", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -184,15 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--max-new-tokens", type=int, default=20)
         sub.add_argument("--temperature", type=float, default=1.0)
         sub.add_argument("--seed", type=int, default=0)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=handler, parser=sub)
         if name == "generate":
             sub.add_argument("--prompt", required=True)
             sub.add_argument("--num", type=int, default=3, help="completions to sample")
         else:
             sub.add_argument("--reward", default="sentiment")
-            sub.add_argument("--samples", type=int, default=8, help="completions per prompt (shared seeds)")
+            text = "completions per prompt (shared seeds); with --env dialogue, rounds of --num-envs conversations"
+            sub.add_argument("--samples", type=int, default=8, help=text)
             sub.add_argument("--gain", action="store_true", help="also evaluate the reference: paired reward gain")
             sub.add_argument("--prompts", default="movie_reviews:eval")
+            dialogue = sub.add_argument_group("conversations (--env dialogue), as textgen-env train takes them")
+            names = ("env", "eval_scenarios", "user", "max_turns", "num_envs")
+            add_dataclass_flags(dialogue, [o for o in _train_settings_options() if o.name in names])
 
     demo = commands.add_parser("demo", help="generate through the env loop with the untrained model, print rewards")
     demo.add_argument("--model", default=None, help=_MODEL_HELP)

@@ -19,7 +19,7 @@ from agents.rollout import Rollout
 from agents.scoring import score_rollout
 from agents.statistics import mean_with_error, paired_difference
 
-__all__ = ["evaluate_dialogue", "gain_by_scenario"]
+__all__ = ["evaluate_dialogue", "gain_by_scenario", "rescore_dialogue_model"]
 
 
 def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> EvalResult:
@@ -97,3 +97,35 @@ def gain_by_scenario(before: EvalResult, after: EvalResult) -> dict[str, dict[st
             "gain_se": gain.se,
         }
     return table
+
+
+def rescore_dialogue_model(
+    model: str,
+    env,
+    *,
+    rounds: int = 8,
+    seed: int = 0,
+    temperature: float = 1.0,
+    gain: bool = False,
+) -> dict:
+    """`evaluate_dialogue` of a saved model (a train run's ``OUTPUT/model``) on `env`'s conversations.
+
+    `env` (a ``TextDialogueVectorEnv``) holds the reference: its model is the KL's reference and, with a simulated
+    user, plays the user. With `gain`, the reference itself talks through the same conversations (same seed) and
+    the paired gain, overall and by scenario, joins the summary.
+    """
+    from agents.reinforce import REINFORCE  # any agent runs the conversations; none of them is trained here
+
+    reference = env.batch.core.model  # loaded now, also when the user is rule-based and the env would not need it
+    trained = REINFORCE(env, model=model, reference=reference, temperature=temperature)
+    after = evaluate_dialogue(trained, env, rounds=rounds, seed=seed)
+    summary: dict = after.summary()
+    if gain:
+        before = evaluate_dialogue(
+            REINFORCE(env, reference=reference, temperature=temperature), env, rounds=rounds, seed=seed
+        )
+        difference = paired_difference(before.rewards, after.rewards)
+        summary.update(reward_before=before.reward.mean, reward_before_se=before.reward.se)
+        summary.update(gain=difference.mean, gain_se=difference.se, distinct2_before=before.distinct2)
+        summary["gain_by_scenario"] = gain_by_scenario(before, after)
+    return summary

@@ -181,7 +181,7 @@ def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("agent", "scenarios"), [("ppo", "--scenarios"), ("grpo", "--scenario")], ids=["ppo", "grpo"])
-def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, monkeypatch):
+def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, monkeypatch, capsys):
     import json
 
     import agents.training
@@ -211,3 +211,17 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, 
     assert sum(row["conversations"] for row in by_scenario.values()) == report["eval_prompts"]
     weighted = sum(row["gain"] * row["conversations"] for row in by_scenario.values()) / report["eval_prompts"]
     assert weighted == pytest.approx(report["eval_gain"], abs=1e-9)
+
+    # textgen-env eval --env dialogue re-scores the saved model: with the run's settings and seed it meets the same
+    # conversations and gives the run's own before/after numbers
+    capsys.readouterr()
+    args = ["eval", "--env", "dialogue", "--model", str(tmp_path / "run" / "model"), "--gain"]
+    args += ["--reference", str(tmp_path / "tiny"), "--user", "rule", "--eval-scenarios", "eval", "--max-turns", "2"]
+    assert main([*args, "--max-new-tokens", "4", "--num-envs", "4", "--samples", "1", "--seed", "0"]) == 0
+    rescored = json.loads(capsys.readouterr().out)
+    assert rescored["completions"] == report["eval_prompts"]
+    assert rescored["reward"] == pytest.approx(report["eval_reward_after"], abs=1e-5)
+    assert rescored["reward_before"] == pytest.approx(report["eval_reward_before"], abs=1e-5)
+    assert rescored["gain"] == pytest.approx(report["eval_gain"], abs=1e-5)
+    assert rescored["kl"] == pytest.approx(report["eval_kl"], abs=1e-4)
+    assert rescored["gain_by_scenario"].keys() == by_scenario.keys()

@@ -164,3 +164,18 @@ def test_cli_unknown_agent_lists_valid_ones(tiny_run, capsys):
         main(["train", "--agent", "sac", "--model", str(root / "tiny"), "--output", str(root / "x")])
     assert exit_info.value.code == 2
     assert "Expected agent to be one of ['dqn', 'grpo', 'ppo', 'reinforce'], got 'sac'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--env", "chat"], "Expected --env to be one of ['textgen', 'dialogue'], got 'chat'"),
+        (["--env", "dialogue", "--eval-scenarios", "weather"], "Expected scenario to be one of"),
+    ],
+    ids=["unknown-env", "unknown-scenario"],
+)
+def test_cli_eval_names_a_bad_env_or_scenario(tiny_run, capsys, flags, message):
+    _, root = tiny_run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", str(root / "tiny"), "--reference", str(root / "tiny"), "--user", "rule", *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
