@@ -47,11 +47,13 @@ class RunLogger:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.folder / "progress.csv"
-        new_file = not self.csv_path.exists()
+        # a file a kill left empty (created, header still buffered) gets its header too
+        new_file = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
         self._csv_file = self.csv_path.open("a", newline="", encoding="utf-8")
         self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
         if new_file:
             self._csv.writeheader()
+            self._csv_file.flush()  # on disk before the first iteration: a kill then leaves a readable file
         self._tensorboard = None
         if tensorboard:
             try:
