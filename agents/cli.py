@@ -146,21 +146,16 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_dialogue(args: argparse.Namespace) -> int:
     from agents.dialogue_eval import rescore_dialogue_model
-    from textgen_env.dialogue import TextDialogueVectorEnv
+    from agents.training import TrainSettings, dialogue_env
 
-    try:
-        env = TextDialogueVectorEnv(
-            num_envs=args.num_envs,
-            model=args.reference,
-            scenarios=args.eval_scenarios,
-            user=args.user,
-            max_turns=args.max_turns,
-            max_reply_tokens=args.max_new_tokens,
-        )
-    except ValueError as error:
+    names = ("num_envs", "eval_scenarios", "user", "max_turns", "max_new_tokens")
+    try:  # the train command's settings and checks, so a bad value reads as it does there
+        settings = TrainSettings(env="dialogue", model=args.reference, **{name: getattr(args, name) for name in names})
+        env = dialogue_env(settings, settings.eval_scenarios, settings.model, settings.device)
+    except (TypeError, ValueError) as error:
         args.parser.error(str(error))
-    settings = dict(rounds=args.samples, seed=args.seed, temperature=args.temperature, gain=args.gain)
-    print(json.dumps(rescore_dialogue_model(args.model, env, **settings), indent=2))
+    options = dict(rounds=args.samples, seed=args.seed, temperature=args.temperature, gain=args.gain)
+    print(json.dumps(rescore_dialogue_model(args.model, env, **options), indent=2))
     return 0
 
 

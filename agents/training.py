@@ -35,7 +35,7 @@ from textgen_env.models import DEFAULT_MODEL
 from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
 from textgen_env.validation import check_positive as _positive
 
-__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "main_job_options", "run_training"]
+__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
 
 MAIN_JOB_OPTIONS = {
     "kl_coef": 0.03,
@@ -141,7 +141,8 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return {k: v for k, v in MAIN_JOB_OPTIONS.items() if k in names and not (dqn and k.startswith("kl_"))}
 
 
-def _dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: str) -> TextDialogueVectorEnv:
+def dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: str) -> TextDialogueVectorEnv:
+    """The conversations `settings` describe (slots, user, turns, reply tokens) in `scenarios`, with `model`."""
     return TextDialogueVectorEnv(
         num_envs=settings.num_envs,
         model=model,
@@ -155,7 +156,7 @@ def _dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: s
 
 def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv, Agent]:
     if settings.env == "dialogue":
-        env = _dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
+        env = dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
     else:
         env = TextGenVectorEnv(
             num_envs=settings.num_envs,
@@ -183,7 +184,7 @@ def _needed_bytes(agent: Agent) -> int:
 def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
     if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
         model = env.batch.loaded_model if env.batch.loaded_model is not None else settings.model
-        eval_env = _dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
+        eval_env = dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
         return evaluate_dialogue(agent, eval_env, rounds=settings.eval_samples_per_prompt, seed=settings.seed)
     return evaluate(
         agent.policy,

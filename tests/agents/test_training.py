@@ -171,8 +171,9 @@ def test_cli_unknown_agent_lists_valid_ones(tiny_run, capsys):
     [
         (["--env", "chat"], "Expected --env to be one of ['textgen', 'dialogue'], got 'chat'"),
         (["--env", "dialogue", "--eval-scenarios", "weather"], "Expected scenario to be one of"),
+        (["--env", "dialogue", "--max-turns", "0"], "Expected max_turns to be an int > 0, got 0"),
     ],
-    ids=["unknown-env", "unknown-scenario"],
+    ids=["unknown-env", "unknown-scenario", "no-turns"],
 )
 def test_cli_eval_names_a_bad_env_or_scenario(tiny_run, capsys, flags, message):
     _, root = tiny_run
