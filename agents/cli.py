@@ -123,7 +123,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from agents.evaluation import evaluate, paired_gain
+    from agents.evaluation import evaluate, gain_summary
     from agents.policy import LMPolicy
 
     if args.env not in ("textgen", "dialogue"):
@@ -136,10 +136,7 @@ def _eval(args: argparse.Namespace) -> int:
     summary: dict = result.summary()
     if args.gain:  # the reference itself, on the same prompts and seeds: the paired gain of the trained model
         reference = LMPolicy(env.model, policy.tokenizer, value_head=False, reference=env.model)
-        before = evaluate(reference, env, args.prompts, **settings)
-        gain = paired_gain(before, result)
-        summary.update(reward_before=before.reward.mean, reward_before_se=before.reward.se, gain=gain.mean)
-        summary.update(gain_se=gain.se, distinct2_before=before.distinct2)
+        summary = gain_summary(evaluate(reference, env, args.prompts, **settings), result)
     print(json.dumps(summary, indent=2))
     return 0
 

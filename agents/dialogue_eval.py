@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent
-from agents.evaluation import EvalResult, distinct_n
+from agents.evaluation import EvalResult, distinct_n, gain_summary
 from agents.functional import masked_sum
 from agents.rollout import Rollout
 from agents.scoring import score_rollout
@@ -119,13 +119,9 @@ def rescore_dialogue_model(
     reference = env.batch.core.model  # loaded now, also when the user is rule-based and the env would not need it
     trained = REINFORCE(env, model=model, reference=reference, temperature=temperature)
     after = evaluate_dialogue(trained, env, rounds=rounds, seed=seed)
-    summary: dict = after.summary()
-    if gain:
-        before = evaluate_dialogue(
-            REINFORCE(env, reference=reference, temperature=temperature), env, rounds=rounds, seed=seed
-        )
-        difference = paired_difference(before.rewards, after.rewards)
-        summary.update(reward_before=before.reward.mean, reward_before_se=before.reward.se)
-        summary.update(gain=difference.mean, gain_se=difference.se, distinct2_before=before.distinct2)
-        summary["gain_by_scenario"] = gain_by_scenario(before, after)
-    return summary
+    if not gain:
+        return after.summary()
+    before = evaluate_dialogue(
+        REINFORCE(env, reference=reference, temperature=temperature), env, rounds=rounds, seed=seed
+    )
+    return {**gain_summary(before, after), "gain_by_scenario": gain_by_scenario(before, after)}

@@ -20,7 +20,7 @@ from agents.statistics import MeanWithError, mean_with_error, paired_difference
 from textgen_env import TextGenVectorEnv
 from textgen_env.prompts import make_prompt_source
 
-__all__ = ["EvalResult", "distinct_n", "evaluate", "generate_completions", "paired_gain"]
+__all__ = ["EvalResult", "distinct_n", "evaluate", "gain_summary", "generate_completions", "paired_gain"]
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -242,6 +242,19 @@ def _evaluate(
         lengths=lengths,
         samples=samples,
     )
+
+
+def gain_summary(before: EvalResult, after: EvalResult) -> dict[str, float]:
+    """`after`'s summary plus the reference's reward and distinct-2 and the `paired_gain` (mean and SE)."""
+    gain = paired_gain(before, after)
+    return {
+        **after.summary(),
+        "reward_before": before.reward.mean,
+        "reward_before_se": before.reward.se,
+        "gain": gain.mean,
+        "gain_se": gain.se,
+        "distinct2_before": before.distinct2,
+    }
 
 
 def paired_gain(before: EvalResult, after: EvalResult) -> MeanWithError:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import warnings
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from textgen_env.storage import append_line
 
 __all__ = ["RunLogger"]
 
@@ -31,6 +34,13 @@ CSV_FIELDS = (
 )
 
 
+def _csv_line(row: dict[str, Any]) -> str:
+    """One ``progress.csv`` line of `row` (columns CSV_FIELDS, missing ones empty, others ignored)."""
+    buffer = io.StringIO()
+    csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore").writerow(row)
+    return buffer.getvalue()
+
+
 class RunLogger:
     """Appends one row per iteration to ``progress.csv`` (resumable) and mirrors it to TensorBoard and a bar.
 
@@ -47,13 +57,8 @@ class RunLogger:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.folder / "progress.csv"
-        # a file a kill left empty (created, header still buffered) gets its header too
-        new_file = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        self._csv_file = self.csv_path.open("a", newline="", encoding="utf-8")
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        if new_file:
-            self._csv.writeheader()
-            self._csv_file.flush()  # on disk before the first iteration: a kill then leaves a readable file
+        if not self.csv_path.exists() or self.csv_path.stat().st_size == 0:  # new, or left empty by a kill
+            append_line(self.csv_path, _csv_line(dict(zip(CSV_FIELDS, CSV_FIELDS))))
         self._tensorboard = None
         if tensorboard:
             try:
@@ -65,8 +70,7 @@ class RunLogger:
         self._bar = tqdm(total=total_timesteps, initial=start_timesteps, unit="tok", dynamic_ncols=True)
 
     def log(self, stats: dict[str, Any]) -> None:
-        self._csv.writerow(stats)
-        self._csv_file.flush()
+        append_line(self.csv_path, _csv_line(stats))
         step = int(stats.get("timesteps", 0))
         if self._tensorboard is not None:
             for key, value in stats.items():
@@ -85,6 +89,5 @@ class RunLogger:
 
     def close(self) -> None:
         self._bar.close()
-        self._csv_file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
