@@ -1,7 +1,7 @@
 """Data-parallel training on torch.distributed: rank setup from torchrun's variables, global statistics, gradient
 averaging, and the rank-0-only rule for files.
 
-Launch with ``torchrun --nproc_per_node N -m agents.cli train ...`` (or ``textgen-env train --nproc N``). Every rank
+Launch with ``torchrun --nproc_per_node N -m agents.app.cli train ...`` (or ``textgen-env train --nproc N``). Every rank
 holds the same weights (rank 0's are broadcast at the start), collects its own share of each iteration's episodes
 with its own env seeds and sampler, and takes the same optimizer steps: each minibatch's gradients are summed over
 the ranks with every rank's gradient weighted by its number of loss terms (tokens), so the step is the one a single

@@ -20,7 +20,7 @@ import time
 import torch
 
 from agents import GRPO
-from agents.training import MAIN_JOB_OPTIONS
+from agents.app.training import MAIN_JOB_OPTIONS
 from textgen_env import TextGenVectorEnv, load_model
 from textgen_env.testing import tiny_model_and_tokenizer
 

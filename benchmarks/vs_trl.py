@@ -62,10 +62,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
+from agents.app.training import MAIN_JOB_OPTIONS, TrainSettings, run_training
 from agents.config import GRPOConfig as OurGRPOConfig
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.policy import LMPolicy
-from agents.training import MAIN_JOB_OPTIONS, TrainSettings, run_training
 from textgen_env import TextGenVectorEnv, load_model, make_prompt_source
 from textgen_env.models import DEFAULT_MODEL, default_model_path
 from textgen_env.rewards import make_reward

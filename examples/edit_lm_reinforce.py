@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from agents.edit_lm import EditPPO, EditPPOConfig, EditReinforce, EditReinforceConfig
+from agents.edit import EditPPO, EditPPOConfig, EditReinforce, EditReinforceConfig
 from agents.policy import LMPolicy
 from textgen_env.edit import TextEditEnv, TextEditVectorEnv
 from textgen_env.edit.drafts import make_draft_source

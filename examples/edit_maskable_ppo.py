@@ -1,7 +1,7 @@
 """sb3-contrib's MaskablePPO edits drafts on TextEdit-v0 and is measured against no-edit and random-edit baselines.
 
 The reward is VADER sentiment of the whole text (``reward="sentiment"``, dense: each edit pays the change in score,
-minus ``edit_cost``). MaskablePPO with `agents.sb3_edit.EditCandidateExtractor` trains on the built-in ``drafts``
+minus ``edit_cost``). MaskablePPO with `agents.sb3.edit.EditCandidateExtractor` trains on the built-in ``drafts``
 (train split) and is evaluated on the 15 held-out ``drafts:eval`` drafts, each edited from several env seeds. The
 gain of an episode is score(final text) - score(draft); no editing gains exactly 0. The standard error takes each
 draft (the mean over its seeds) as one sample, n = 15.
@@ -23,7 +23,7 @@ from gymnasium.error import DependencyNotInstalled
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.sb3_edit import EditCandidateExtractor
+from agents.sb3.edit import EditCandidateExtractor
 from textgen_env import load_model
 from textgen_env.edit import TextEditEnv
 from textgen_env.edit.drafts import make_draft_source

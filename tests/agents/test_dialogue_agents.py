@@ -165,8 +165,8 @@ def test_grpo_still_refuses_other_envs():
 
 
 def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
-    from agents.dialogue_eval import evaluate_dialogue
     from agents.evaluation import paired_gain
+    from agents.evaluation.dialogue import evaluate_dialogue
 
     agent = PPO(dialogue_env(4), episodes_per_iteration=8, minibatch_size=4, seed=0)
     state = agent.generator.get_state()
@@ -184,13 +184,13 @@ def test_evaluation_pairs_conversations_and_restores_the_agent(dialogue_env):
 def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, monkeypatch, capsys):
     import json
 
-    import agents.training
-    from agents.cli import main
+    import agents.app.training
+    from agents.app.cli import main
 
     titles = []
-    plot_curves = agents.training.plot_curves
+    plot_curves = agents.app.training.plot_curves
     monkeypatch.setattr(
-        agents.training, "plot_curves", lambda *a, **kw: titles.append(kw["title"]) or plot_curves(*a, **kw)
+        agents.app.training, "plot_curves", lambda *a, **kw: titles.append(kw["title"]) or plot_curves(*a, **kw)
     )
 
     model, tokenizer = tiny

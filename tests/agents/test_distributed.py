@@ -136,7 +136,16 @@ def test_the_main_job_under_torchrun_reports_its_world_size_and_resumes(tmp_path
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
     (tmp_path / "prompts.txt").write_text("the movie was\ni think it was\n")
-    command = [sys.executable, "-m", "agents.cli", "train", "--model", str(tmp_path / "tiny"), "--reward", "keyword"]
+    command = [
+        sys.executable,
+        "-m",
+        "agents.app.cli",
+        "train",
+        "--model",
+        str(tmp_path / "tiny"),
+        "--reward",
+        "keyword",
+    ]
     command += ["--prompts", str(tmp_path / "prompts.txt"), "--eval-prompts", str(tmp_path / "prompts.txt")]
     command += ["--num-envs", "4", "--max-new-tokens", "4", "--eval-samples-per-prompt", "2", "--no-tensorboard"]
     command += ["--output", str(tmp_path / "run"), "--checkpoint-every", "1", "--group-size", "2"]

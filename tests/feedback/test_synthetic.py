@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.cli import build_parser
+from agents.app.cli import build_parser
 from agents.reward_model import RewardModelConfig, train_reward_model
 from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser, read_feedback
 from textgen_env.rewards import RewardModelReward
@@ -19,7 +19,7 @@ def test_synthetic_user_follows_its_hidden_reward(noise, expected):
     assert user.rate("p", "great") == 5 and user.rate("p", "bad") == 1
 
 
-def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, tiny, tiny_trunk):
+def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, tiny, tiny_model_dir):
     httpx = pytest.importorskip("httpx", reason="the synthetic user needs httpx (textgen-env[feedback])")
     model, tokenizer = tiny
     completer = ModelCompleter(model, tokenizer, max_new_tokens=8, seed=0)
@@ -33,7 +33,7 @@ def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, ti
     assert counts == {"pair": 60, "rating": 60}
     feedback = read_feedback(board.log_path)
     assert len(feedback.preferences) == 60 and len(feedback.ratings) == 60
-    config = RewardModelConfig(base=str(tiny_trunk), epochs=4, learning_rate=1e-3)
+    config = RewardModelConfig(base=str(tiny_model_dir), epochs=4, learning_rate=1e-3)
     report = train_reward_model(board.log_path, tmp_path / "rm", config, log=lambda *a: None)
     assert report["comparisons"] > 20
     scores = RewardModelReward(tmp_path / "rm")(["the movie was"] * 2, ["it was great", "it was the"], [True] * 2)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from agents.evaluation.statistics import MeanWithError, mean_with_error, paired_difference
 from agents.functional import exact_kl_from_logits, masked_sum
 from agents.policy import EpisodeTensors, LMPolicy
 from agents.sampling import sample_tokens
-from agents.statistics import MeanWithError, mean_with_error, paired_difference
 from textgen_env import TextGenVectorEnv
 from textgen_env.prompts import make_prompt_source
 

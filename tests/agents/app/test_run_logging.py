@@ -1,4 +1,4 @@
-"""`agents.run_logging.RunLogger`: ``progress.csv`` stays a readable CSV whatever moment a kill chose."""
+"""`agents.app.run_logging.RunLogger`: ``progress.csv`` stays a readable CSV whatever moment a kill chose."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from agents.run_logging import RunLogger
+from agents.app.run_logging import RunLogger
 
 
 def _rows(folder):

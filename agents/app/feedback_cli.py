@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from agents.options import field_options
+    from agents.app.options import field_options
     from agents.reward_model import RewardModelConfig, train_reward_model
 
     values = {option.name: getattr(args, option.name) for option in field_options(RewardModelConfig)}
@@ -47,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_feedback_commands(commands: Any) -> None:
     """Add ``feedback`` and ``reward-model`` to the ``textgen-env`` subcommands."""
-    from agents.options import add_dataclass_flags, field_options
+    from agents.app.options import add_dataclass_flags, field_options
     from agents.reward_model import RewardModelConfig
 
     feedback = commands.add_parser("feedback", help="collect preferences and ratings from people in a web page")

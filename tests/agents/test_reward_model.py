@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from agents.cli import main
+from agents.app.cli import main
 from agents.reward_model import (
     Comparison,
     RewardModelConfig,
@@ -67,15 +67,15 @@ def test_reward_model_reward_scores_batches(tiny_reward_model):
     assert np.allclose((raw - reward.shift) / reward.scale, scores)
 
 
-def test_lora_training_saves_a_plain_model(tmp_path, tiny_trunk, preference_log):
+def test_lora_training_saves_a_plain_model(tmp_path, tiny_model_dir, preference_log):
     log = preference_log(tmp_path / "log.jsonl", n=20)
-    config = RewardModelConfig(base=str(tiny_trunk), epochs=1, lora_rank=2, learning_rate=1e-3)
+    config = RewardModelConfig(base=str(tiny_model_dir), epochs=1, lora_rank=2, learning_rate=1e-3)
     train_reward_model(log, tmp_path / "rm", config, log=lambda *a: None)
     assert "lora" not in json.dumps(json.loads((tmp_path / "rm" / "config.json").read_text())).lower()
     assert RewardModelReward(tmp_path / "rm")(["p"], ["it was great"], [True]).shape == (1,)
 
 
-def test_cli_trains_and_reports(tmp_path, tiny_trunk, preference_log, capsys):
+def test_cli_trains_and_reports(tmp_path, tiny_model_dir, preference_log, capsys):
     log = preference_log(tmp_path / "log.jsonl", n=20)
     code = main(
         [
@@ -86,7 +86,7 @@ def test_cli_trains_and_reports(tmp_path, tiny_trunk, preference_log, capsys):
             "--output",
             str(tmp_path / "rm"),
             "--base",
-            str(tiny_trunk),
+            str(tiny_model_dir),
             "--epochs",
             "1",
             "--learning-rate",
@@ -122,11 +122,22 @@ def _one_prompt_log(path):
     ],
     ids=["empty", "corrupt-line", "too-few-to-split"],
 )
-def test_cli_bad_logs_exit_with_the_reason(tmp_path, tiny_trunk, capsys, make_log, message):
+def test_cli_bad_logs_exit_with_the_reason(tmp_path, tiny_model_dir, capsys, make_log, message):
     log = tmp_path / "log.jsonl"
     make_log(log)
     with pytest.raises(SystemExit) as exit_info:
-        main(["reward-model", "train", "--data", str(log), "--output", str(tmp_path / "rm"), "--base", str(tiny_trunk)])
+        main(
+            [
+                "reward-model",
+                "train",
+                "--data",
+                str(log),
+                "--output",
+                str(tmp_path / "rm"),
+                "--base",
+                str(tiny_model_dir),
+            ]
+        )
     assert exit_info.value.code == 2
     assert re.search(message, capsys.readouterr().err.replace("\n", " ")) or pytest.fail(capsys.readouterr().err)
     assert not (tmp_path / "rm").exists()
@@ -153,9 +164,9 @@ def test_a_folder_that_is_not_a_reward_model_is_a_clear_error(tmp_path, setup, e
         RewardModelReward(folder)
 
 
-def test_a_plain_language_model_folder_is_not_a_reward_model(tiny_trunk):
+def test_a_plain_language_model_folder_is_not_a_reward_model(tiny_model_dir):
     with pytest.raises(ValueError, match=r"reward_model\.json written by textgen-env"):
-        RewardModelReward(tiny_trunk)
+        RewardModelReward(tiny_model_dir)
 
 
 @pytest.mark.parametrize(

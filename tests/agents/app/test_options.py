@@ -1,5 +1,5 @@
 """Settings declared once: ``textgen-env train``'s flags, their defaults and help, the README's table and the checks
-all come from the `TrainSettings` and agent-config fields (`agents.options`)."""
+all come from the `TrainSettings` and agent-config fields (`agents.app.options`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from agents import AGENTS, GRPOConfig, PPOConfig
-from agents.cli import _agent_options, build_parser, main, train_flags_table
-from agents.options import agent_option_fields, field_docs, field_options, parse_bool
-from agents.training import TrainSettings, main_job_options
+from agents.app.cli import _agent_options, build_parser, main, train_flags_table
+from agents.app.options import agent_option_fields, field_docs, field_options, parse_bool
+from agents.app.training import TrainSettings, main_job_options
 from textgen_env.testing import tiny_model_and_tokenizer
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _train_args(argv: list[str]) -> argparse.Namespace:
@@ -118,7 +118,7 @@ def test_field_options_resolve_types():
 def test_the_readme_table_is_the_generated_one():
     table = train_flags_table()
     assert table in README.read_text(encoding="utf-8"), (
-        "regenerate with: python -c 'from agents.cli import train_flags_table; print(train_flags_table())'"
+        "regenerate with: python -c 'from agents.app.cli import train_flags_table; print(train_flags_table())'"
     )
 
 

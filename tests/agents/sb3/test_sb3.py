@@ -26,7 +26,7 @@ from agents.sb3 import (
     make_sb3_env,
     save_lm,
 )
-from agents.sb3_policy import TokenStreamCache
+from agents.sb3.policy import TokenStreamCache
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.testing import tiny_model, tiny_tokenizer
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from agents.cli import main
-from agents.training import TrainSettings, run_training
+from agents.app.cli import main
+from agents.app.training import TrainSettings, run_training
 from textgen_env.testing import tiny_model_and_tokenizer
 
 REPORT_KEYS = {

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from agents.statistics import mean_with_error, paired_difference
+from agents.evaluation.statistics import mean_with_error, paired_difference
 
 
 def naive_se(values: list[float]) -> float:

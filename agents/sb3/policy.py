@@ -16,7 +16,7 @@ path; same log-probs).
 
 **Updates** (``evaluate_actions``) score each episode once: with ``rollout_buffer_class=EpisodeRolloutBuffer`` a
 minibatch holds whole episodes, each one's steps in order, and one forward (with grad) over an episode's last
-observation gives the logits and values of all its steps (`agents.sb3_episodes`). SB3's stock buffer shuffles single
+observation gives the logits and values of all its steps (`agents.sb3.episodes`). SB3's stock buffer shuffles single
 steps instead; each is then a forward over its own full sequence (about ``3 * n_epochs * L`` times the collection's
 model FLOPs per sample). ``benchmarks/sb3_rollout.py`` prints both update costs side by side.
 
@@ -42,7 +42,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from agents.sampling import sample_tokens
-from agents.sb3_episodes import token_chains
+from agents.sb3.episodes import token_chains
 from textgen_env.kv import SlotKVCache, SlotStep
 from textgen_env.models import check_vocabulary_rows, load_model, load_tokenizer
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.sb3_edit import CandidateScorer, EditCandidateExtractor, EditCandidatePolicy
+from agents.sb3.edit import CandidateScorer, EditCandidateExtractor, EditCandidatePolicy
 
 MaskablePPO = pytest.importorskip("sb3_contrib").MaskablePPO
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.edit_lm import EditReinforce, EditReinforceConfig, candidate_logits
+from agents.edit import EditReinforce, EditReinforceConfig, candidate_logits
 from agents.functional import selective_log_softmax
 from agents.policy import LMPolicy
 
@@ -55,7 +55,7 @@ def test_config_errors():
 
 
 def test_ppo_changes_the_lm_and_raises_the_return(policy, make_edit_vec_env):
-    from agents.edit_lm import EditPPO, EditPPOConfig
+    from agents.edit import EditPPO, EditPPOConfig
 
     env = make_edit_vec_env(4, reward="keyword", reward_kwargs={"avoid": ["very", "slow", "sad"]}, max_edits=2)
     agent = EditPPO(policy, EditPPOConfig(learning_rate=1e-2, epochs=3, minibatch_size=4, seed=0))
@@ -67,7 +67,7 @@ def test_ppo_changes_the_lm_and_raises_the_return(policy, make_edit_vec_env):
 
 def test_ppo_first_epoch_step_equals_reinforce_within_the_clip(policy, make_edit_vec_env):
     """At the first step the ratio is 1 (inside the clip), so PPO's gradient is REINFORCE's."""
-    from agents.edit_lm import EditPPO, EditPPOConfig
+    from agents.edit import EditPPO, EditPPOConfig
 
     env = make_edit_vec_env(2, max_edits=1)
     obs, _ = env.reset(seed=0)

@@ -19,9 +19,9 @@ import torch
 from safetensors.torch import load_file
 
 from agents import PPO
+from agents.app.run_folder import RunLock
+from agents.app.training import TrainSettings, run_training
 from agents.checkpoint import read_checkpoint
-from agents.run_folder import RunLock
-from agents.training import TrainSettings, run_training
 from textgen_env import TextGenVectorEnv
 from textgen_env.storage import KILL_AT_VARIABLE, retired_folder
 from textgen_env.testing import tiny_model_and_tokenizer
@@ -42,7 +42,7 @@ def workspace(tmp_path_factory):
 
 def _command(root: Path, output: Path) -> list[str]:
     return [
-        *(sys.executable, "-m", "agents.cli", "train", "--agent", "ppo", "--reward", "keyword"),
+        *(sys.executable, "-m", "agents.app.cli", "train", "--agent", "ppo", "--reward", "keyword"),
         *(
             "--model",
             str(root / "tiny"),
@@ -191,10 +191,10 @@ def test_an_unwritable_output_is_reported_before_training(tmp_path):
 
 
 def test_a_full_disk_is_reported_before_training(tmp_path, monkeypatch):
-    import agents.run_folder
+    import agents.app.run_folder
 
-    usage = agents.run_folder.shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(agents.run_folder.shutil, "disk_usage", lambda _: usage._replace(free=1000))
+    usage = agents.app.run_folder.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(agents.app.run_folder.shutil, "disk_usage", lambda _: usage._replace(free=1000))
     with pytest.raises(OSError, match=r"Expected at least 0.\d+ GB free .* got 0.00 GB"):
         run_training(_settings(tmp_path))
     assert not (tmp_path / "run" / "checkpoint").exists() and not (tmp_path / "run" / "progress.csv").exists()

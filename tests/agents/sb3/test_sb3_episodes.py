@@ -1,4 +1,4 @@
-"""Whole-episode SB3 updates (`agents.sb3_episodes`): the chain finder against a naive loop, the buffer's minibatches,
+"""Whole-episode SB3 updates (`agents.sb3.episodes`): the chain finder against a naive loop, the buffer's minibatches,
 one forward per episode giving the per-step path's log-probs, values, entropies and gradients, and learning with
 stock PPO/A2C; `LMActorCriticPolicy` built from a model alone."""
 
@@ -10,7 +10,7 @@ import torch
 from stable_baselines3 import A2C, PPO
 
 from agents.sb3 import EpisodeRolloutBuffer, LMActorCriticPolicy, LMSource, save_lm
-from agents.sb3_episodes import episode_segments, token_chains
+from agents.sb3.episodes import episode_segments, token_chains
 from textgen_env import load_model
 from textgen_env.testing import tiny_model
 
