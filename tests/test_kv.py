@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 import warnings
 
 import numpy as np
@@ -110,3 +111,16 @@ def test_cached_forward_uses_no_deprecated_cache_argument(make_model):
         if issubclass(w.category, (FutureWarning, DeprecationWarning)) and "past_key_values" in str(w.message)
     ]
     assert deprecations == []
+
+
+@pytest.mark.parametrize("make_model", [tiny_model, _tiny_llama], ids=["gpt2", "llama"])
+def test_hidden_states_leave_no_hooks_and_the_model_stays_picklable(make_model):
+    """``output_hidden_states=True`` makes transformers install permanent hooks (closures over a ContextVar) on the
+    model: a user's model stepped by the env in hidden mode could then no longer be pickled (SB3's ``save``)."""
+    model = make_model()
+    cache = SlotKVCache(model, 2, output_hidden=True)
+    out = cache.advance([[5, 6, 7], [8]], [True, True])
+    out = cache.advance([[9], [10]], [False, False])
+    assert out.hidden is not None and out.hidden.shape == (2, model.config.hidden_size)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    pickle.loads(pickle.dumps(model))

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-__all__ = ["SlotKVCache", "SlotStep", "cache_keyword", "forward_with_cache"]
+__all__ = ["SlotKVCache", "SlotStep", "cache_keyword", "forward_with_cache", "forward_with_last_hidden"]
 
 
 @memoize
@@ -59,6 +59,33 @@ def forward_with_cache(model: PreTrainedModel, cache: DynamicCache | None, **inp
     if new_cache is None:
         new_cache = outputs.past_key_values
     return outputs, new_cache
+
+
+def forward_with_last_hidden(
+    model: PreTrainedModel, cache: DynamicCache | None, **inputs: Any
+) -> tuple[Any, DynamicCache, torch.Tensor]:
+    """`forward_with_cache` that also returns the last-layer hidden states the LM head reads, (B, S', H).
+
+    They are taken by a forward pre-hook on the output embeddings, removed before returning, rather than with
+    ``output_hidden_states=True``: transformers (5.x) answers that flag by installing permanent forward hooks on the
+    model whose closures hold a ``ContextVar``, after which the model cannot be pickled any more (a user's model
+    given to the env, then to SB3 in ``policy_kwargs``, broke ``ppo.save``). A model without output embeddings
+    falls back to the flag.
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        outputs, new_cache = forward_with_cache(model, cache, **inputs, output_hidden_states=True)
+        return outputs, new_cache, outputs.hidden_states[-1]
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    try:
+        outputs, new_cache = forward_with_cache(model, cache, **inputs)
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        name = type(model).__name__
+        raise RuntimeError(f"Expected the LM head of {name} to run once per forward, got {len(captured)} runs")
+    return outputs, new_cache, captured[0]
 
 
 @dataclass
@@ -137,18 +164,20 @@ class SlotKVCache:
     def _step(self, last_tokens: torch.Tensor, held: torch.Tensor) -> SlotStep:
         live = (~held).long()  # (B,) 1 for slots that take a token
         mask = torch.cat([self._mask, live[:, None]], dim=1)  # (B, S+1) a held slot's new column is a masked gap
-        outputs, self._cache = forward_with_cache(
-            self.model,
-            self._cache,
+        inputs = dict(
             input_ids=last_tokens[:, None],  # (B, 1)
             attention_mask=mask,
             position_ids=self.lengths[:, None],  # (B, 1)
-            output_hidden_states=self.output_hidden,
         )
+        hidden = None
+        if self.output_hidden:
+            outputs, self._cache, states = forward_with_last_hidden(self.model, self._cache, **inputs)
+            hidden = states[:, -1].float()  # (B, H)
+        else:
+            outputs, self._cache = forward_with_cache(self.model, self._cache, **inputs)
         self._mask = mask
         self.lengths += live
         logits = outputs.logits[:, -1].float()  # (B, V)
-        hidden = outputs.hidden_states[-1][:, -1].float() if self.output_hidden else None  # (B, H)
         if self._last is not None and held.any():
             logits = torch.where(held[:, None], self._last.logits, logits)
             if hidden is not None:

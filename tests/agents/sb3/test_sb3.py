@@ -205,6 +205,37 @@ def test_a_bare_model_instance_in_policy_kwargs_also_round_trips(sb3_env, tiny, 
         torch.testing.assert_close(loaded.policy.predict_values(obs), ppo.policy.predict_values(obs))
 
 
+@pytest.mark.parametrize("form", ["path", "lm_source", "instance"], ids=str)
+def test_every_model_form_saves_and_loads_after_the_env_used_the_same_instance(tmp_path, form):
+    """The issue's reproduction: a hidden-mode env run on the user's model used to leave transformers' output hooks
+    (closures over a ContextVar) on it, and ``ppo.save`` of a bare instance then raised "cannot pickle ContextVar"."""
+    model, tokenizer = tiny_model(), tiny_tokenizer()  # its own instance: the session's shared one stays clean
+    task = dict(model=model, tokenizer=tokenizer, max_prompt_tokens=8, max_new_tokens=4, prompts=PROMPTS, seed=0)
+    hidden = make_sb3_env(1, **{**task, "observation_mode": "hidden", "action_mode": "top_k", "top_k": 4})
+    PPO("MlpPolicy", hidden, n_steps=16, batch_size=16, seed=0).learn(16)
+    model.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    given = {"path": str(tmp_path / "lm"), "lm_source": LMSource(model), "instance": model}[form]
+    env = make_sb3_env(2, **task)
+    ppo = PPO(LMActorCriticPolicy, env, n_steps=8, batch_size=16, seed=0, policy_kwargs={"model": given})
+    ppo.learn(16)
+    ppo.save(tmp_path / "ppo.zip")
+    loaded = PPO.load(tmp_path / "ppo.zip", device="cpu")
+    obs = env.reset()
+    for _ in range(3):
+        expected, _ = ppo.predict(obs, deterministic=True)
+        np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], expected)
+        tensor = obs_as_tensor(obs, "cpu")
+        with torch.no_grad():
+            torch.testing.assert_close(
+                loaded.policy.get_distribution(tensor).distribution.logits,
+                ppo.policy.get_distribution(tensor).distribution.logits,
+                rtol=0,
+                atol=0,
+            )
+        obs, *_ = env.step(expected)
+
+
 # ------------------------------------------------------------------------------------------------- KL
 def test_env_kl_plus_entropy_bonus_equals_minus_kl(tiny):
     """E_{a~pi}[env reward] + ent_coef * H(pi) == -kl_coef * KL(pi || ref) for one state, with ent_coef = kl_coef."""
