@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from textgen_env.generation import StopRules
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
 from textgen_env.rewards.shaping import REWARD_MODES
@@ -128,3 +129,12 @@ class TextGenConfig:
     def sequence_length(self) -> int:
         """Length of the token observation: max_prompt_tokens + max_new_tokens."""
         return self.max_prompt_tokens + self.max_new_tokens
+
+    def stop_rules(self, eos_token_id: int | None) -> StopRules:
+        """The rules that end a completion (`stop_on_eos` with the tokenizer's `eos_token_id`, `stop_strings`,
+        `max_new_tokens`): the env's episodes apply them, and so does the evaluation's sampling."""
+        return StopRules(
+            max_new_tokens=self.max_new_tokens,
+            eos_token_id=eos_token_id if self.stop_on_eos else None,
+            stop_strings=tuple(self.stop_strings),
+        )

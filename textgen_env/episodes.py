@@ -87,7 +87,8 @@ class EpisodeBatch:
         self.reward = make_reward(config.reward, config.reward_kwargs)
         self.shaper = RewardShaper(self.reward, config.reward_mode, num_slots)
         self.pad_token_id = int(self.tokenizer.pad_token_id)
-        self.eos_token_id = self.tokenizer.eos_token_id if config.stop_on_eos else None
+        self.stop_rules = config.stop_rules(self.tokenizer.eos_token_id)  # the same rules as the evaluation's
+        self.eos_token_id = self.stop_rules.eos_token_id
         length = config.sequence_length
         self.input_ids = np.full((num_slots, length), self.pad_token_id, dtype=np.int64)  # (N, L) left-padded
         self.attention_mask = np.zeros((num_slots, length), dtype=np.int8)  # (N, L)
@@ -236,17 +237,7 @@ class EpisodeBatch:
 
     def _score(self, rows: np.ndarray, result: StepBatch) -> None:
         for row in rows.tolist():
-            token, count, text = (
-                self.completion_ids[row][-1],
-                len(self.completion_ids[row]),
-                self.completions[row],
-            )
-            if self.eos_token_id is not None and token == self.eos_token_id:
-                self.stop_reasons[row] = "eos"
-            elif self.config.stop_strings and any(s in text for s in self.config.stop_strings):
-                self.stop_reasons[row] = "stop_string"
-            elif count >= self.config.max_new_tokens:
-                self.stop_reasons[row] = "max_new_tokens"
+            self.stop_reasons[row] = self.stop_rules.reason(self.completion_ids[row], self.completions[row])
             self.done[row] = self.stop_reasons[row] is not None
         rows_list = rows.tolist()
         references = [self.prompts[r].references for r in rows_list] if self.reward.needs_references else None

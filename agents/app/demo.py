@@ -8,8 +8,6 @@ import time
 import numpy as np
 import torch
 
-from agents.sampling import sample_tokens
-
 __all__ = ["run_demo"]
 
 
@@ -18,7 +16,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import textgen_env  # noqa: F401  (registers TextGen-v0)
-    from textgen_env.kv import SlotKVCache
+    from textgen_env.generation import KVSampler
 
     torch.manual_seed(args.seed)
     vec = gym.make_vec(
@@ -30,7 +28,7 @@ def run_demo(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
     )
     model = vec.unwrapped.model  # the env's model doubles as the (untrained) policy here
-    policy_cache = SlotKVCache(model, args.num_envs)
+    policy = KVSampler(model, args.num_envs, vocab_size=len(vec.unwrapped.tokenizer), temperature=args.temperature)
     obs, _ = vec.reset(seed=args.seed)
     restart = np.ones(args.num_envs, dtype=bool)  # slots whose observation is a fresh prompt
     autoreset = np.zeros(args.num_envs, dtype=bool)  # slots the env resets on the next step (NEXT_STEP mode)
@@ -40,8 +38,7 @@ def run_demo(args: argparse.Namespace) -> int:
     while finished < args.episodes:
         ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
         tokens = [ids[i][mask[i]].tolist() if restart[i] else ids[i, -1:].tolist() for i in range(args.num_envs)]
-        logits = policy_cache.advance(tokens, restart.tolist()).logits[:, : len(vec.unwrapped.tokenizer)]
-        actions = sample_tokens(logits, temperature=args.temperature).numpy()
+        actions = policy.step(tokens, restart.tolist()).cpu().numpy()  # torch's global generator, seeded above
         obs, rewards, terminated, truncated, infos = vec.step(actions)
         steps += args.num_envs
         restart, autoreset = autoreset, terminated | truncated

@@ -16,8 +16,8 @@ import torch
 from agents.evaluation.statistics import MeanWithError, mean_with_error, paired_difference
 from agents.functional import exact_kl_from_logits, masked_sum
 from agents.policy import EpisodeTensors, LMPolicy
-from agents.sampling import sample_tokens
 from textgen_env import TextGenVectorEnv
+from textgen_env.generation import generate
 from textgen_env.prompts import make_prompt_source
 
 __all__ = ["EvalResult", "distinct_n", "evaluate", "gain_summary", "generate_completions", "paired_gain"]
@@ -31,14 +31,6 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     """
     grams = [tuple(words[i : i + n]) for text in texts for words in [text.split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def _hits_stop_string(tokenizer, completion: list[int], stop_strings: tuple[str, ...]) -> bool:
-    """Whether the decoded completion contains a stop string (decoding only when there are stop strings)."""
-    if not stop_strings:
-        return False
-    text = tokenizer.decode(completion, skip_special_tokens=True)
-    return any(s in text for s in stop_strings)
 
 
 def _batch_generator(seed: int, batch_index: int) -> torch.Generator:
@@ -58,33 +50,31 @@ def generate_completions(
     seed: int | None = None,
     batch_size: int = 16,
 ) -> list[tuple[list[int], list[int]]]:
-    """Sample one completion per prompt with the env's stopping rules; returns (prompt_ids, completion_ids).
+    """Sample one completion per prompt with the env's stop rules (`textgen_env.generation.generate`); returns
+    (prompt_ids, completion_ids).
 
     With `seed`, each batch draws from its own generator seeded by (seed, batch index), so the draws of a batch do
     not depend on how long earlier batches ran (this is what pairs a before and an after evaluation). Otherwise
     `generator` (or torch's global one) is used throughout.
     """
-    config, batch_env = env.config, env.batch
+    batch_env = env.batch
+    rules = env.config.stop_rules(policy.tokenizer.eos_token_id)
     results = []
     for batch_index, start in enumerate(range(0, len(prompts), batch_size)):
         rng = _batch_generator(seed, batch_index) if seed is not None else generator
         chunk = [batch_env.prompt_token_ids(p) for p in prompts[start : start + batch_size]]
-        cache = policy.rollout_cache(len(chunk))
-        completions: list[list[int]] = [[] for _ in chunk]
-        done = np.zeros(len(chunk), dtype=bool)
-        tokens, restart = [list(p) for p in chunk], [True] * len(chunk)
-        while not done.all():
-            logits, _ = policy.rollout_step(cache, tokens, restart)
-            actions = sample_tokens(logits, temperature=temperature, generator=rng).tolist()
-            for i in np.flatnonzero(~done):
-                completions[i].append(actions[i])
-                done[i] = (
-                    len(completions[i]) >= config.max_new_tokens
-                    or (config.stop_on_eos and actions[i] == policy.tokenizer.eos_token_id)
-                    or _hits_stop_string(policy.tokenizer, completions[i], config.stop_strings)
-                )
-            tokens, restart = [[a] for a in actions], [False] * len(chunk)
-        results.extend(zip(chunk, completions))
+        completions = generate(
+            policy.model,
+            chunk,
+            rules,
+            vocab_size=policy.vocab_size,
+            temperature=temperature,
+            generator=rng,
+            decode=lambda ids: policy.tokenizer.decode(ids, skip_special_tokens=True),
+            forward_context=policy.autocast,
+            hold_finished=False,  # finished rows are fed on, as before: the same kernels, the same numbers
+        )
+        results.extend((prompt, completion.tokens) for prompt, completion in zip(chunk, completions))
     return results
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from textgen_env.dialogue.scenarios import Scenario
+from textgen_env.generation import LMWriter, torch_generator
 from textgen_env.rewards import make_reward
 from textgen_env.rewards.human import append_jsonl
 
@@ -117,7 +118,7 @@ class SimulatedUser(User):
             raise ValueError(f"Expected temperature to be a number > 0, got {temperature!r}")
         self.model, self.tokenizer = model, tokenizer
         self.max_tokens, self.temperature = max_tokens, float(temperature)
-        self._writer = None
+        self._writer: LMWriter | None = None
 
     def bind(self, model: Any, tokenizer: Any) -> None:
         """Use the env's model where none was given (called by the env)."""
@@ -136,12 +137,10 @@ class SimulatedUser(User):
         ]
         return self.tokenizer(render(self.tokenizer, swapped))["input_ids"][-256:]
 
-    def writer(self):
-        """The sampler of the answers (`textgen_env.edit.infill.LMWriter`: batched, KV-cached, seeded per row)."""
-        from textgen_env.edit.infill import LMWriter
-
+    def writer(self) -> LMWriter:
+        """The sampler of the answers (`textgen_env.generation.LMWriter`: batched, KV-cached, seeded per row)."""
         if self._writer is None:
-            self._writer = LMWriter(self.model, self.tokenizer, temperature=self.temperature, max_prompt_tokens=256)
+            self._writer = LMWriter(self.model, self.tokenizer, temperature=self.temperature)
         return self._writer
 
     def turn_for(self, conversation: Sequence[Message], text: str) -> UserTurn:
@@ -165,8 +164,6 @@ def respond_all(users: Sequence[User], conversations: Sequence[Sequence[Message]
         else:
             turns[i] = user.respond(conversations[i])
     for rows in batches.values():
-        from textgen_env.edit.infill import torch_generator
-
         first = users[rows[0]]
         prompts = [users[i].prompt_ids(conversations[i]) for i in rows]  # type: ignore[attr-defined]
         generators = [torch_generator(users[i].np_random) for i in rows]

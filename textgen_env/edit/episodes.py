@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 
 from textgen_env.edit.config import TextEditConfig
 from textgen_env.edit.drafts import checked_draft, make_draft_source
-from textgen_env.edit.infill import InfillRequest, LMWriter, torch_generator
+from textgen_env.edit.infill import InfillRequest, InfillWriter
 from textgen_env.edit.operations import (
     OPERATIONS,
     Edit,
@@ -31,6 +31,7 @@ from textgen_env.edit.proposer import Candidate, CandidateProposer
 from textgen_env.edit.render import render_edit_text
 from textgen_env.edit.scoring import PotentialScorer
 from textgen_env.edit.spaces import left_padded
+from textgen_env.generation import torch_generator
 from textgen_env.models import load_model
 
 __all__ = ["EditBatch", "EditStep"]
@@ -72,7 +73,7 @@ class EditBatch:
         self.vocab_size = len(self.tokenizer)
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.draft_source = make_draft_source(config.drafts)
-        self.writer = LMWriter(
+        self.writer = InfillWriter(
             model,
             self.tokenizer,
             template=config.infill_template,

@@ -1,10 +1,10 @@
 """Text from the env's language model for edits (insert, replace, rewrite) and generated drafts, by prompting.
 
-Every request is a prompt; all requests of a step (of every slot) are sampled together, one KV-cached token forward
-per new token for the whole batch (`textgen_env.kv.SlotKVCache`, the cache the generation env uses), each row with
-noise from its slot's ``np_random``, so a seeded env proposes the same text every time. A causal LM fills a gap
-from its left context: the default template is the text before the gap, and the right context stays as it is;
-a model trained for fill-in-the-middle can be given its own template (``{before}``, ``{after}`` and ``{span}``).
+Every request is a prompt; all requests of a step (of every slot) are sampled together by the package's one sampler
+(`textgen_env.generation.LMWriter`: KV-cached, each row with noise from its slot's ``np_random``), so a seeded env
+proposes the same text every time. A causal LM fills a gap from its left context: the default template is the text
+before the gap, and the right context stays as it is; a model trained for fill-in-the-middle can be given its own
+template (``{before}``, ``{after}`` and ``{span}``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from textgen_env.kv import SlotKVCache
+from textgen_env.generation import LMWriter, torch_generator
 
-__all__ = ["TEMPLATE_FIELDS", "InfillRequest", "LMWriter", "torch_generator"]
+__all__ = ["TEMPLATE_FIELDS", "InfillRequest", "InfillWriter"]
 
 TEMPLATE_FIELDS = ("before", "after", "span")
 """The fields an infill template may use."""
@@ -37,12 +37,7 @@ class InfillRequest:
     """Whether the text is a whole sentence (stop at its end mark)."""
 
 
-def torch_generator(np_random: np.random.Generator) -> torch.Generator:
-    """A CPU torch generator seeded from `np_random` (so the env's seed decides every LM sample)."""
-    return torch.Generator().manual_seed(int(np_random.integers(2**62)))
-
-
-class LMWriter:
+class InfillWriter(LMWriter):
     """Samples short continuations for batches of `InfillRequest` (see the module docstring).
 
     Args:
@@ -64,15 +59,10 @@ class LMWriter:
         max_prompt_tokens: int = 64,
         temperature: float = 1.0,
     ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
+        super().__init__(model, tokenizer, temperature=temperature)
         self.template = template
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
-        self.temperature = temperature
-        self.device = next(model.parameters()).device
-        banned = {tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id} - {None}
-        self._banned = torch.tensor(sorted(banned), dtype=torch.long)
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._start = int(start if start is not None else tokenizer.pad_token_id)
 
@@ -91,39 +81,6 @@ class LMWriter:
         row_generators = [generators.setdefault(id(g), torch_generator(g)) for g in np_randoms]
         samples = self.sample([self.prompt_ids(r) for r in requests], self.max_new_tokens, row_generators)
         return [_trim(text, request) for text, request in zip(samples, requests)]
-
-    @torch.inference_mode()
-    def sample(
-        self, prompts: Sequence[list[int]], max_new_tokens: int, generators: Sequence[torch.Generator]
-    ) -> list[str]:
-        """Sample up to `max_new_tokens` tokens after each prompt (rows stop at EOS) and decode them.
-
-        Row i's noise comes from ``generators[i]`` (Gumbel-max sampling, so rows of different slots batch
-        together and each slot's text depends on its own generator only).
-        """
-        count = len(prompts)
-        cache = SlotKVCache(self.model, count)
-        out = cache.advance(prompts, reset=[True] * count)
-        eos = self.tokenizer.eos_token_id
-        vocab = len(self.tokenizer)
-        finished = [False] * count
-        tokens: list[list[int]] = [[] for _ in range(count)]
-        for step in range(max_new_tokens):
-            logits = out.logits[:, :vocab].cpu() / self.temperature  # (B, V)
-            if len(self._banned):
-                logits[:, self._banned] = -torch.inf
-            uniform = torch.stack([torch.rand(vocab, generator=g) for g in generators])  # (B, V)
-            gumbel = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))  # (B, V)
-            chosen = (logits + gumbel).argmax(dim=-1)  # (B,): a sample of softmax(logits)
-            for row, token in enumerate(chosen.tolist()):
-                if not finished[row]:
-                    finished[row] = token == eos
-                    if not finished[row]:
-                        tokens[row].append(token)
-            if all(finished) or step == max_new_tokens - 1:
-                break
-            out = cache.advance([[t] for t in chosen.tolist()], reset=[False] * count, hold=finished)
-        return self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
 
 
 def _trim(text: str, request: InfillRequest) -> str:
