@@ -11,9 +11,16 @@ __all__ = ["add_feedback_commands"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from textgen_env.feedback import make_board, serve
+    import textgen_env.feedback as feedback
+    from textgen_env.feedback.log import open_log
+    from textgen_env.feedback.server import check_host
 
-    board = make_board(
+    try:  # the address and the log first, before minutes of model loading
+        check_host(args.host, args.allow_remote)
+        open_log(args.log)
+    except (ValueError, OSError) as error:
+        args.parser.error(str(error))
+    board = feedback.make_board(
         args.log,
         model=args.model,
         prompts=args.prompts,
@@ -22,8 +29,9 @@ def _serve(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         seed=args.seed,
     )
-    print(f"feedback page on http://{args.host}:{args.port} (answers appended to {args.log}); Ctrl-C stops it")
-    serve(board, host=args.host, port=args.port)
+    feedback.serve(
+        board, host=args.host, port=args.port, allow_remote=args.allow_remote, allowed_hosts=args.allowed_host
+    )
     return 0
 
 
@@ -59,6 +67,18 @@ def add_feedback_commands(commands: Any) -> None:
     serve.add_argument("--mode", choices=("pair", "rating", "mixed"), default="mixed", help="kind of questions")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (warns; they need the token in the printed URL)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further name browsers reach the page by (the Host header), e.g. this machine's network name",
+    )
     serve.add_argument("--max-new-tokens", type=int, default=24)
     serve.add_argument("--temperature", type=float, default=1.0)
     serve.add_argument("--seed", type=int, default=0)

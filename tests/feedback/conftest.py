@@ -1,4 +1,5 @@
-"""Shared fixtures of the feedback tests: a board with a scripted completer and its FastAPI test client."""
+"""Shared fixtures of the feedback tests: a board with a scripted completer, an access policy, and a FastAPI test
+client that passes the policy as the page does."""
 
 from __future__ import annotations
 
@@ -27,9 +28,32 @@ def board(tmp_path) -> QuestionBoard:
 
 
 @pytest.fixture
-def client(board):
+def access():
+    from textgen_env.feedback import AccessPolicy
+
+    return AccessPolicy(port=8000)
+
+
+@pytest.fixture
+def make_client(access):
+    """``make_client(board)``: a test client as the page is, at 127.0.0.1:8000 and sending the token of `access`."""
     testclient = pytest.importorskip("fastapi.testclient", reason="the web app needs textgen-env[feedback]")
     from textgen_env.feedback import create_app
+    from textgen_env.feedback.guard import TOKEN_HEADER
 
-    with testclient.TestClient(create_app(board)) as test_client:
-        yield test_client
+    clients = []
+
+    def factory(board: QuestionBoard, **kwargs):
+        app = create_app(board, access)
+        headers = {TOKEN_HEADER: access.token}
+        clients.append(testclient.TestClient(app, base_url="http://127.0.0.1:8000", headers=headers, **kwargs))
+        return clients[-1]
+
+    yield factory
+    for test_client in clients:
+        test_client.close()
+
+
+@pytest.fixture
+def client(board, make_client):
+    return make_client(board)

@@ -7,29 +7,29 @@ the web app and a training job can all write the same log: `append_record` write
 (`textgen_env.storage.append_line`).
 
 `read_feedback` is the strict reader a reward model trains from: a line that is not a record, or a record with a
-bad field, is an error that names the line; only a line cut short by a crash (it starts a JSON object and never
-ends it) is skipped, with a warning.
+bad field (a non-finite number included), is an error that names the line; only a line cut short by a crash (it
+starts with ``{`` and does not parse, see `textgen_env.rewards.jsonl`) is skipped, with a warning. `open_log` opens
+the log once before anything else, so a server whose log cannot be written fails at start, not at the first answer.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from textgen_env.rewards.human import Preference
-from textgen_env.storage import append_line
+from textgen_env.rewards.jsonl import append_jsonl, read_records, warn_cut_lines
 
 __all__ = [
     "FeedbackLog",
     "Rating",
     "append_record",
+    "open_log",
     "preference_record",
     "rating_record",
     "read_feedback",
@@ -73,7 +73,7 @@ def _timestamp() -> str:
 def preference_record(prompt: str, completion_a: str, completion_b: str, preference: str, **extra: Any) -> dict:
     """A `PairwisePreference` log record (``preference`` is ``"a"``, ``"b"`` or ``"tie"``), with `extra` keys."""
     if preference not in ("a", "b", "tie"):
-        raise ValueError(f"Expected preference 'a', 'b' or 'tie', got {preference!r}")
+        raise ValueError(f"Expected preference 'a', 'b' or 'tie', got {preference!r:.80}")
     record = {"prompt": prompt, "completion_a": completion_a, "completion_b": completion_b, "preference": preference}
     return {**record, "timestamp": _timestamp(), **extra}
 
@@ -82,15 +82,34 @@ def rating_record(prompt: str, completion: str, rating: float, scale: tuple[floa
     """A ``human`` reward log record: the rating, its reward (the scale mapped onto [-1, 1]) and the scale."""
     low, high = scale
     if not low <= rating <= high:
-        raise ValueError(f"Expected a rating from {low:g} to {high:g}, got {rating!r}")
+        raise ValueError(f"Expected a rating from {low:g} to {high:g}, got {rating!r:.80}")
     reward = -1.0 + 2.0 * (rating - low) / (high - low)
     record = {"prompt": prompt, "completion": completion, "rating": float(rating), "reward": reward}
     return {**record, "scale": [float(low), float(high)], "timestamp": _timestamp(), **extra}
 
 
 def append_record(path: PathLike, record: dict[str, Any]) -> None:
-    """Append `record` to the log at `path` as one JSON line, on disk before this returns."""
-    append_line(path, json.dumps(record, ensure_ascii=False))
+    """Append `record` to the log at `path` as one JSON line, on disk before this returns (ValueError, and nothing
+    written, for NaN, Infinity or text that does not encode to UTF-8)."""
+    append_jsonl(path, record)
+
+
+def open_log(path: PathLike) -> Path:
+    """Open (creating it and its folder if needed) the log at `path` for appending, and close it again: a log that
+    cannot be written fails here, naming the path and the reason, rather than at the first answer.
+
+    Raises:
+        OSError: the folder cannot be made, or the file cannot be opened for appending (a folder, no permission...).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"Expected a feedback log that can be appended to, got {os.fspath(path)!r}: {error.strerror}"
+        ) from None
+    return path
 
 
 def _is_text(value: object) -> bool:
@@ -104,9 +123,9 @@ def _is_number(value: object) -> bool:
 def _parse_preference(record: dict, where: str) -> Preference:
     for key in ("prompt", "completion_a", "completion_b"):
         if not _is_text(record[key]):
-            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r}")
+            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r:.80}")
     if record["preference"] not in ("a", "b", "tie"):
-        raise ValueError(f"Expected preference 'a', 'b' or 'tie' in {where}, got {record['preference']!r}")
+        raise ValueError(f"Expected preference 'a', 'b' or 'tie' in {where}, got {record['preference']!r:.80}")
     return Preference(
         prompt=record["prompt"],
         completion_a=record["completion_a"],
@@ -119,13 +138,14 @@ def _parse_preference(record: dict, where: str) -> Preference:
 def _parse_rating(record: dict, where: str) -> Rating:
     for key in ("prompt", "completion"):
         if not _is_text(record[key]):
-            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r}")
+            raise ValueError(f"Expected {key} to be a string in {where}, got {record[key]!r:.80}")
     scale = record.get("scale", [1, 5])
     if not (isinstance(scale, list) and len(scale) == 2 and all(map(_is_number, scale)) and scale[0] < scale[1]):
-        raise ValueError(f"Expected scale to be [low, high] with low < high in {where}, got {scale!r}")
+        raise ValueError(f"Expected scale to be [low, high] with low < high in {where}, got {scale!r:.80}")
     rating = record["rating"]
     if not _is_number(rating) or not scale[0] <= rating <= scale[1]:
-        raise ValueError(f"Expected rating to be a number from {scale[0]:g} to {scale[1]:g} in {where}, got {rating!r}")
+        low, high = scale
+        raise ValueError(f"Expected rating to be a number from {low:g} to {high:g} in {where}, got {rating!r:.80}")
     return Rating(
         record["prompt"],
         record["completion"],
@@ -133,12 +153,6 @@ def _parse_rating(record: dict, where: str) -> Rating:
         (float(scale[0]), float(scale[1])),
         str(record.get("timestamp", "")),
     )
-
-
-def _cut_short(line: str) -> bool:
-    """A record a crash cut off: it opens a JSON object but never closes it."""
-    text = line.strip()
-    return text.startswith("{") and not text.endswith("}")
 
 
 def read_feedback(path: PathLike) -> FeedbackLog:
@@ -154,34 +168,18 @@ def read_feedback(path: PathLike) -> FeedbackLog:
         raise FileNotFoundError(f"Expected a feedback log (JSONL) at {os.fspath(path)!r}, got no such file")
     preferences: list[Preference] = []
     ratings: list[Rating] = []
-    skipped: list[int] = []
-    with open(path, encoding="utf-8", errors="replace") as file:  # a cut multi-byte character spoils one line only
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            where = f"line {number} of {os.fspath(path)!r}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                if _cut_short(line):
-                    skipped.append(number)
-                    continue
-                raise ValueError(
-                    f"Expected a JSON record on {where}, got {line.strip()[:80]!r} ({error.msg})"
-                ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"Expected a JSON object on {where}, got {type(record).__name__} {record!r:.80}")
-            if {"completion_a", "completion_b", "preference", "prompt"} <= record.keys():
-                preferences.append(_parse_preference(record, where))
-            elif {"completion", "rating", "prompt"} <= record.keys():
-                ratings.append(_parse_rating(record, where))
-            else:
-                raise ValueError(
-                    f"Expected a preference (prompt, completion_a, completion_b, preference) or a rating (prompt, "
-                    f"completion, rating) record on {where}, got keys {sorted(record)}"
-                )
-    if skipped:
-        warnings.warn(f"Skipped lines {skipped} of {os.fspath(path)!r}: records cut short (by a crash?)", stacklevel=2)
+    records, skipped = read_records(path)
+    for where, record in records:
+        if {"completion_a", "completion_b", "preference", "prompt"} <= record.keys():
+            preferences.append(_parse_preference(record, where))
+        elif {"completion", "rating", "prompt"} <= record.keys():
+            ratings.append(_parse_rating(record, where))
+        else:
+            raise ValueError(
+                f"Expected a preference (prompt, completion_a, completion_b, preference) or a rating (prompt, "
+                f"completion, rating) record on {where}, got keys {sorted(record)[:10]}"
+            )
+    warn_cut_lines(path, skipped)
     if not preferences and not ratings:
         raise ValueError(f"Expected preference or rating records in {os.fspath(path)!r}, got an empty log")
     return FeedbackLog(tuple(preferences), tuple(ratings), tuple(skipped))

@@ -5,6 +5,10 @@ by a running training job, and the checks and log writes of every answer.
 answered or skipped, so reloading the page shows the same one. Questions of a training job come first: the job's
 ``human`` reward (or `PairwisePreference`) calls `QuestionBoard.ask_rating` (or `ask_preference`) as its callback,
 which blocks until a person answers in the browser.
+
+A job's question is handed over under the board's lock, in one of two ways and never both: the answer is logged and
+the job gets it, or the job's deadline passed first and closed the question, and a late answer is refused (404)
+with nothing logged.
 """
 
 from __future__ import annotations
@@ -13,18 +17,18 @@ import itertools
 import math
 import numbers
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from textgen_env.feedback.log import append_record, preference_record, rating_record
+from textgen_env.feedback.log import append_record, open_log, preference_record, rating_record
 
-__all__ = ["Answer", "ModelCompleter", "Question", "QuestionBoard", "UnknownQuestion"]
+__all__ = ["Answer", "InvalidAnswer", "ModelCompleter", "Question", "QuestionBoard", "UnknownQuestion", "short_repr"]
 
 PathLike = str | os.PathLike
 QuestionKind = Literal["pair", "rating"]
@@ -32,11 +36,28 @@ Completer = Callable[[str, int], Sequence[str]]
 """``completer(prompt, n) -> n completions of prompt``."""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to about `limit` characters, for error messages that echo what a client sent."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.get_int_max_str_digits)
+        return f"an int of {value.bit_length()} bits" if isinstance(value, int) else type(value).__name__
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class UnknownQuestion(KeyError):
-    """An answer or a skip for a question id that is not open (never asked, answered already or skipped)."""
+    """An answer or a skip for a question id that is not open (never asked, answered already, skipped or timed out)."""
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class InvalidAnswer(ValueError):
+    """An answer that does not fit its question (a wrong kind of answer, a rating off the scale): the client's
+    mistake, unlike a ValueError from anywhere else."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +87,11 @@ class Question:
 
 @dataclass
 class _Pending:
-    """A job's question waiting for its answer."""
+    """An open question; for a job's question, the hand-off of its answer (state changes under the board's lock)."""
 
     question: Question
     done: threading.Event = field(default_factory=threading.Event)
+    state: Literal["open", "answered", "skipped", "expired"] = "open"
     answer: Any = None
 
 
@@ -152,9 +174,14 @@ class QuestionBoard:
             raise TypeError(f"Expected completer to be callable or None, got {type(completer).__name__}")
         if mode not in ("pair", "rating", "mixed"):
             raise ValueError(f"Expected mode 'pair', 'rating' or 'mixed', got {mode!r}")
-        if not (len(scale) == 2 and all(isinstance(v, numbers.Real) for v in scale) and scale[0] < scale[1]):
-            raise ValueError(f"Expected scale to be (low, high) with low < high, got {scale!r}")
-        self.log_path = Path(log_path)
+        if not (
+            isinstance(scale, (tuple, list))
+            and len(scale) == 2
+            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in scale)
+            and scale[0] < scale[1]
+        ):
+            raise ValueError(f"Expected scale to be finite numbers (low, high) with low < high, got {scale!r}")
+        self.log_path = open_log(log_path)  # a log that cannot be written fails now, not at the first answer
         self.completer = completer
         self.prompts = make_prompt_source(prompts) if completer is not None else None
         self.mode = mode
@@ -185,15 +212,18 @@ class QuestionBoard:
         kind: QuestionKind = self.mode if self.mode != "mixed" else ("pair", "rating")[self._made % 2]  # type: ignore[assignment]
         self._made += 1
         prompt = self.prompts.sample(self.np_random).text  # type: ignore[union-attr]
-        completions = tuple(self.completer(prompt, 2 if kind == "pair" else 1))  # type: ignore[misc]
-        question = Question(uuid.uuid4().hex, kind, prompt, completions, "model")
+        completions = self.completer(prompt, 2 if kind == "pair" else 1)  # type: ignore[misc]
+        # the board owns these texts, so a lone surrogate (which UTF-8 cannot carry to the page) is replaced
+        texts = [_SURROGATE.sub("\ufffd", str(text)) for text in (prompt, *completions)]
+        question = Question(uuid.uuid4().hex, kind, texts[0], tuple(texts[1:]), "model")
         self._open[question.id] = _Pending(question)
         return question
 
     def _take(self, question_id: object) -> _Pending:
         if not isinstance(question_id, str) or question_id not in self._open:
             raise UnknownQuestion(
-                f"Expected the id of an open question, got {question_id!r} (never asked, answered already or skipped)"
+                f"Expected the id of an open question, got {short_repr(question_id)} (never asked, answered "
+                "already, skipped, or its job stopped waiting)"
             )
         return self._open[question_id]
 
@@ -201,7 +231,8 @@ class QuestionBoard:
         """Check an answer, append its record to the log, close the question (and wake the job that asked).
 
         A pair takes ``choice`` (``"a"``, ``"b"`` or ``"tie"``), a rating question takes ``rating`` (a number on
-        `scale`); anything else raises (`UnknownQuestion`, ValueError) and writes nothing.
+        `scale`); anything else raises (`UnknownQuestion`, `InvalidAnswer`) and writes nothing. The log write and
+        the hand-off to a waiting job happen under the lock, so a job never times out on an answer that was logged.
         """
         with self._lock:
             pending = self._take(question_id)
@@ -209,7 +240,10 @@ class QuestionBoard:
             extra = {"question_id": question.id, "source": f"web-{question.source}"}
             if question.kind == "pair":
                 if rating is not None or choice not in ("a", "b", "tie"):
-                    raise ValueError(f"Expected choice 'a', 'b' or 'tie' for a pair question, got {choice!r}")
+                    raise InvalidAnswer(
+                        f"Expected choice 'a', 'b' or 'tie' for a pair question, got "
+                        f"{short_repr(choice) if rating is None else 'a rating'}"
+                    )
                 a, b = question.completions
                 record = preference_record(question.prompt, a, b, choice, **extra)
                 result: Any = choice
@@ -217,17 +251,17 @@ class QuestionBoard:
                 low, high = self.scale
                 valid = isinstance(rating, numbers.Real) and not isinstance(rating, bool) and low <= rating <= high
                 if choice is not None or not valid:
-                    raise ValueError(
+                    raise InvalidAnswer(
                         f"Expected rating to be a number from {low:g} to {high:g} for a rating question, got "
-                        f"{rating if choice is None else choice!r}"
+                        f"{short_repr(rating if choice is None else choice)}"
                     )
                 record = rating_record(question.prompt, question.completions[0], float(rating), self.scale, **extra)
                 result = float(rating)  # type: ignore[arg-type]
             append_record(self.log_path, record)
             del self._open[question.id]
             self.answered += 1
-        pending.answer = result
-        pending.done.set()
+            pending.state, pending.answer = "answered", result
+            pending.done.set()
         return Answer(question, record)
 
     def skip(self, question_id: str) -> None:
@@ -236,7 +270,8 @@ class QuestionBoard:
             pending = self._take(question_id)
             del self._open[question_id]
             self.skipped += 1
-        pending.done.set()
+            pending.state = "skipped"
+            pending.done.set()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -250,13 +285,26 @@ class QuestionBoard:
 
     # -- a training job's side -------------------------------------------------------------------------------------
     def _ask(self, kind: QuestionKind, prompt: str, completions: tuple[str, ...], timeout: float | None) -> Any:
-        question = Question(uuid.uuid4().hex, kind, prompt, completions, "job")
-        pending = _Pending(question)
+        for name, text in (("prompt", prompt), *(("completion", c) for c in completions)):
+            if not isinstance(text, str):
+                raise TypeError(f"Expected the {name} of a question to be a str, got {type(text).__name__}")
+            bad = _SURROGATE.search(text)
+            if bad is not None:  # it could never reach the page (JSON to the browser is UTF-8): refuse it now
+                raise ValueError(
+                    f"Expected the {name} of a question to be text that encodes to UTF-8, got a lone surrogate "
+                    f"{bad.group()!r} at character {bad.start()}"
+                )
+        pending = _Pending(Question(uuid.uuid4().hex, kind, prompt, completions, "job"))
         with self._lock:
-            self._open[question.id] = pending
-        if not pending.done.wait(timeout):
-            with self._lock:
-                self._open.pop(question.id, None)
+            self._open[pending.question.id] = pending
+        try:
+            pending.done.wait(timeout)
+        finally:
+            with self._lock:  # decide under the lock: an answer that got in first wins, else the question closes
+                if pending.state == "open":
+                    pending.state = "expired"
+                    self._open.pop(pending.question.id, None)
+        if pending.state == "expired":
             raise TimeoutError(f"Expected an answer in the feedback page within {timeout} s, got none")
         return pending.answer
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -64,18 +65,24 @@ class SyntheticUser:
         return round(low + (float(np.clip(value, -1, 1)) + 1) / 2 * (high - low))
 
     def answer_page(self, url: str, answers: int, *, client: Any = None, timeout: float = 30.0) -> dict[str, int]:
-        """Answer `answers` questions of the feedback page at `url` over HTTP (``httpx``); returns the counts.
+        """Answer `answers` questions of the feedback page at `url` (the page's URL with ``?token=...``, as
+        `FeedbackServer.url` gives it) over HTTP (``httpx``), sending the token as the page does; returns the counts.
 
-        `client` may be any object with httpx's ``get``/``post`` (FastAPI's ``TestClient`` included)."""
+        `client` may be any object with httpx's ``get``/``post`` (FastAPI's ``TestClient`` included) whose base URL
+        is the server's."""
+        from textgen_env.feedback.guard import TOKEN_HEADER
+
+        parts = urlsplit(url)
+        headers = {TOKEN_HEADER: parse_qs(parts.query).get("token", [""])[0]}
         own = client is None
         if own:
             import httpx
 
-            client = httpx.Client(base_url=url, timeout=timeout)
+            client = httpx.Client(base_url=f"{parts.scheme}://{parts.netloc}", timeout=timeout)
         counts = {"pair": 0, "rating": 0}
         try:
             for _ in range(answers):
-                response = client.get("/api/question")
+                response = client.get("/api/question", headers=headers)
                 response.raise_for_status()
                 question = response.json()["question"]
                 if question is None:
@@ -85,7 +92,7 @@ class SyntheticUser:
                     body: dict[str, Any] = {"choice": self.choose(prompt, *completions)}
                 else:
                     body = {"rating": self.rate(prompt, completions[0])}
-                response = client.post("/api/answer", json={"question_id": question["id"], **body})
+                response = client.post("/api/answer", json={"question_id": question["id"], **body}, headers=headers)
                 response.raise_for_status()
                 counts[question["kind"]] += 1
         finally:

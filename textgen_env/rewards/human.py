@@ -9,11 +9,9 @@ a reward model or to run DPO.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from textgen_env.rewards.base import Reward
-from textgen_env.storage import append_line
+from textgen_env.rewards.jsonl import append_jsonl, read_jsonl, read_records, warn_cut_lines
 
 __all__ = [
     "HumanFeedbackReward",
@@ -40,56 +38,34 @@ PreferenceChoice = Literal["a", "b", "tie"]
 _CHOICES: dict[str, PreferenceChoice] = {"a": "a", "b": "b", "t": "tie", "tie": "tie", "=": "tie"}
 
 
-def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
-    """Append one JSON record as a line and force it to disk before returning (`textgen_env.storage.append_line`:
-    one write under a lock, so records from several processes never interleave; a line cut short by a crash is
-    ended first, so the new record stands on its own line)."""
-    append_line(path, json.dumps(record, ensure_ascii=False))
-
-
-def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
-    """The records of a JSONL log; lines that are not a JSON object (a record cut short by a crash) are skipped
-    with a warning that names them."""
-    records, bad = [], []
-    with open(path, encoding="utf-8", errors="replace") as file:  # a cut multi-byte character spoils one line only
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad.append(number)
-    if bad:
-        warnings.warn(f"Skipped unreadable lines {bad} of {os.fspath(path)!r} (records cut short?)", stacklevel=2)
-    return records
-
-
 def _timestamp() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _require_keys(record: dict[str, Any], keys: Sequence[str], path: PathLike) -> None:
+def _require_keys(record: dict[str, Any], keys: Sequence[str], where: str) -> None:
     missing = [key for key in keys if key not in record]
     if missing:
-        raise ValueError(
-            f"Expected log records in {os.fspath(path)!r} with keys {list(keys)}, got one without {missing}"
-        )
+        raise ValueError(f"Expected log records with keys {list(keys)}, got one without {missing} on {where}")
 
 
 def load_ratings(path: PathLike) -> dict[tuple[str, str], float]:
     """(prompt, completion) -> reward from a `HumanFeedbackReward` log; a later rating of a pair replaces earlier.
 
-    Preference records in the same log (the feedback web page writes both kinds) are skipped."""
+    Preference records in the same log (the feedback web page writes both kinds) are skipped. A record whose
+    prompt or completion is not text, or whose reward is not a finite number, is an error that names its line."""
+    records, cut = read_records(path)
+    warn_cut_lines(path, cut)
     ratings = {}
-    for record in read_jsonl(path):
+    for where, record in records:
         if "preference" in record and "completion" not in record:
             continue
-        _require_keys(record, ("prompt", "completion", "reward"), path)
-        ratings[record["prompt"], record["completion"]] = float(record["reward"])
+        _require_keys(record, ("prompt", "completion", "reward"), where)
+        prompt, completion, reward = record["prompt"], record["completion"], record["reward"]
+        if not isinstance(prompt, str) or not isinstance(completion, str):
+            raise ValueError(f"Expected prompt and completion to be strings in {where}, got {prompt!r:.80}")
+        if isinstance(reward, bool) or not isinstance(reward, numbers.Real) or not math.isfinite(reward):
+            raise ValueError(f"Expected reward to be a finite number in {where}, got {reward!r:.80}")
+        ratings[prompt, completion] = float(reward)
     return ratings
 
 
@@ -346,15 +322,18 @@ class PairwisePreference:
 def load_preferences(path: PathLike) -> list[Preference]:
     """The judgements of a `PairwisePreference` log, in the order they were given (rating records in the same log,
     as the feedback web page writes them, are skipped)."""
+    records, cut = read_records(path)
+    warn_cut_lines(path, cut)
     preferences = []
-    for record in read_jsonl(path):
+    for where, record in records:
         if "preference" not in record and "completion" in record and "reward" in record:
             continue
-        _require_keys(record, ("prompt", "completion_a", "completion_b", "preference"), path)
+        _require_keys(record, ("prompt", "completion_a", "completion_b", "preference"), where)
         if record["preference"] not in ("a", "b", "tie"):
-            raise ValueError(
-                f"Expected preference 'a', 'b' or 'tie' in {os.fspath(path)!r}, got {record['preference']!r}"
-            )
+            raise ValueError(f"Expected preference 'a', 'b' or 'tie' in {where}, got {record['preference']!r:.80}")
+        texts = [record[key] for key in ("prompt", "completion_a", "completion_b")]
+        if not all(isinstance(text, str) for text in texts):
+            raise ValueError(f"Expected prompt, completion_a and completion_b to be strings in {where}")
         preferences.append(
             Preference(
                 prompt=record["prompt"],
