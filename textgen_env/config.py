@@ -30,50 +30,62 @@ class TextGenConfig:
     """The settings of a TextGenEnv (all keyword arguments of the env; `gym.make` forwards them)."""
 
     model: str | os.PathLike[str] | PreTrainedModel | None = None
-    """Hugging Face model name, local folder or model instance; None means the embedded SmolLM2-135M-Instruct."""
+    """Hugging Face model name, local folder or ``PreTrainedModel``; None means the embedded SmolLM2-135M-Instruct."""
     tokenizer: PreTrainedTokenizerBase | str | os.PathLike[str] | None = None
     """The tokenizer, or where to load it from; None loads the model's own."""
     prompts: PromptSpec = "movie_reviews"
-    """List of str, .txt/.jsonl path, callable f(np_random) -> str, or built-in set name ('movie_reviews:eval')."""
+    """A list of str, a ``.txt`` (one prompt per line) or ``.jsonl`` (``prompt``, optional ``references``) path, a
+    callable ``f(np_random) -> str``, or a built-in set (``movie_reviews``, ``stories``, ``facts``) with ``:train``
+    (the default) or ``:eval``."""
     max_new_tokens: int = 32
-    """Most tokens generated per episode; the episode ends when it is reached (>= 2)."""
+    """Most tokens generated per episode (>= 2); the episode ends when it is reached."""
     max_prompt_tokens: int = 64
-    """Longest prompt in tokens; longer prompts lose their start (left truncation) with a warning."""
+    """Longest prompt in tokens; a longer prompt keeps its last tokens (left truncation), with a warning."""
     stop_strings: Sequence[str] = ()
     """The episode ends once the completion contains any of these strings."""
     stop_on_eos: bool = True
-    """End the episode when the EOS token is chosen."""
+    """The episode ends when the EOS token is chosen."""
     reward: RewardSpec = "length"
-    """Registered reward name, callable (prompt, completion, done) -> float, Reward, or {reward: weight} dict."""
+    """Registered reward name, callable ``(prompt, completion, done) -> float``, ``Reward``, or ``{reward: weight}``
+    dict (see ``textgen_env.rewards``)."""
     reward_kwargs: Mapping[str, Any] | None = None
     """Constructor arguments for a named reward (for a dict spec: name -> its own kwargs)."""
     reward_mode: Literal["sparse", "dense"] = "sparse"
-    """'sparse': score at episode end; 'dense': potential-based r_t = f(text_t) - f(text_{t-1})."""
+    """``"sparse"``: the score of the final completion, at the last step; ``"dense"``: potential-based
+    ``r_t = f(text_t) - f(text_{t-1})`` with ``f(text_0) = 0``, which sums to the sparse score."""
     action_mode: Literal["vocab", "top_k"] = "vocab"
-    """'vocab': action = token id; 'top_k': action i = the i-th most likely next token under the env's model."""
+    """``"vocab"``: ``Discrete(len(tokenizer))``, the action is the token id; ``"top_k"``: ``Discrete(top_k)``,
+    action i is the i-th most likely next token under the env's model."""
     top_k: int = 10
-    """Number of candidate tokens in 'top_k' action mode."""
+    """Number of candidate tokens in ``"top_k"`` action mode."""
     mask_top_k: int | None = None
-    """In 'vocab' mode, action_masks() allows only the env model's top-k tokens (None: no top-k limit)."""
+    """In ``"vocab"`` mode, ``action_masks()`` allows only the env model's k most likely tokens (for sb3-contrib's
+    MaskablePPO; None: no top-k limit; with ``mask_top_p`` too, the tokens both allow)."""
     mask_top_p: float | None = None
-    """In 'vocab' mode, action_masks() allows only the env model's nucleus of mass top_p (None: no limit)."""
+    """In ``"vocab"`` mode, ``action_masks()`` allows only the env model's nucleus: its most likely tokens until
+    their probability reaches ``mask_top_p`` (None: no limit)."""
     observation_mode: Literal["tokens", "hidden"] = "tokens"
-    """'tokens': Dict of left-padded input_ids/attention_mask; 'hidden': the env model's last hidden state."""
+    """``"tokens"``: ``Dict(input_ids=Box(int64), attention_mask=Box(int8))`` of length ``max_prompt_tokens +
+    max_new_tokens``, **left-padded**; ``"hidden"``: ``Box(float32, (hidden_size,))``, the env model's last hidden
+    state at the newest token."""
     render_mode: Literal["human", "ansi", "rgb_array"] | None = None
-    """'human' prints prompt, completion and reward; 'ansi' returns them as a string; 'rgb_array' returns them drawn
-    as a fixed-size (384, 640, 3) uint8 picture, the newest token highlighted (for video recorders)."""
+    """``"human"`` prints prompt, completion and reward; ``"ansi"`` returns them as a string; ``"rgb_array"`` returns
+    them drawn as a (384, 640, 3) uint8 picture, the newest token highlighted (for ``RecordVideo``)."""
     kl_coef: float = 0.0
-    """> 0 adds kl_coef * log pi_ref(a_t | s_t) to every step's reward, pi_ref being the env's frozen model. On its
-    own that is a bonus for text the reference finds likely, not a KL penalty: for a KL penalty with stock SB3 use
-    ``reference_logprobs=True`` with ``agents.sb3.KLPenaltyCallback`` (see the README's KL section). Can be changed
-    later with ``env.set_kl_coef``."""
+    """> 0 adds ``kl_coef * log pi_ref(a_t | s_t)`` to every step's reward (component ``"kl"``), pi_ref being the
+    env's own model, which it never trains. On its own that is a bonus for text the reference finds likely, not a
+    KL penalty: for a KL penalty with stock SB3 use ``reference_logprobs=True`` with
+    ``agents.sb3.KLPenaltyCallback`` (see the README's "KL penalty the SB3 way"). ``set_kl_coef`` changes it later,
+    on an env built with ``kl_coef > 0``."""
     reference_logprobs: bool = False
-    """True reports log pi_ref(a_t | s_t) of the env's frozen model in ``info["reference_logprob"]`` at every step
-    without changing the reward, for learners that apply the KL penalty themselves (kl_coef > 0 reports it too)."""
+    """True reports ``log pi_ref(a_t | s_t)`` of the env's own model in ``info["reference_logprob"]`` at every step
+    without changing the reward, for learners that apply the KL penalty themselves (``agents.sb3.KLPenaltyCallback``;
+    ``kl_coef > 0`` reports it too)."""
     device: str | torch.device = "cpu"
-    """Device for the env's own model work (top-k candidates, hidden observations, masks)."""
+    """Device of the env's own model work (top-k candidates, hidden observations, masks, reference log-probs); a
+    given model instance is moved there when the env runs it."""
     dtype: str | torch.dtype = "float32"
-    """Dtype of the env's model when the env loads it."""
+    """Dtype of the env's model when the env loads it (a given instance keeps its own)."""
 
     def __post_init__(self) -> None:
         check_int("max_new_tokens", self.max_new_tokens, 2)

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from textgen_env.config import TextGenConfig
+from textgen_env.config_docs import argument_table, document_arguments
 from textgen_env.episodes import EpisodeBatch
 from textgen_env.reset_options import single_env_options
 from textgen_env.spaces import action_space, observation_space
@@ -16,6 +17,7 @@ from textgen_env.spaces import action_space, observation_space
 __all__ = ["TextGenEnv"]
 
 
+@document_arguments(argument_table(TextGenConfig))
 class TextGenEnv(gym.Env):
     """Text generation as an episode: the state is the text so far, an action picks the next token.
 
@@ -42,7 +44,8 @@ class TextGenEnv(gym.Env):
     ## Rewards
     ``reward_mode="sparse"`` (default) pays the reward's score of the final completion at the last step.
     ``reward_mode="dense"`` pays r_t = f(text_t) - f(text_{t-1}) (potential-based, f(text_0) = 0), which sums to
-    the sparse score. ``info["reward_components"]`` holds each component's share of this step's reward.
+    the sparse score. With ``kl_coef > 0`` every step also gets ``kl_coef * log pi_ref(a_t | s_t)`` under the env's
+    own model. ``info["reward_components"]`` holds each component's share of this step's reward (``"kl"`` for that).
 
     ## Starting State
     A prompt from `prompts` (left-truncated to ``max_prompt_tokens``) and an empty completion.
@@ -55,24 +58,16 @@ class TextGenEnv(gym.Env):
     is part of the task: ``terminated``, not ``truncated``). ``info["stop_reason"]`` says which.
 
     ## Arguments
-    | argument | default | meaning |
-    |---|---|---|
-    | model | None (SmolLM2-135M-Instruct) | HF name, local folder or ``PreTrainedModel`` |
-    | tokenizer | None | tokenizer or where to load it; default: the model's |
-    | prompts | "movie_reviews" | list, .txt/.jsonl path, callable(np_random), built-in name[:split] |
-    | max_new_tokens / max_prompt_tokens | 32 / 64 | episode and prompt lengths in tokens |
-    | stop_strings / stop_on_eos | () / True | extra stopping rules |
-    | reward / reward_kwargs / reward_mode | "length" / None / "sparse" | see `textgen_env.rewards` |
-    | action_mode / top_k | "vocab" / 10 | action space |
-    | mask_top_k / mask_top_p | None / None | what `action_masks()` allows in vocab mode |
-    | observation_mode | "tokens" | "tokens" or "hidden" |
-    | render_mode | None | "human" (print), "ansi" (str) or "rgb_array" (a (384, 640, 3) uint8 picture) |
-    | device / dtype | "cpu" / "float32" | for the env's own model work |
+    All keyword-only (``gym.make`` and ``gym.make_vec`` forward them); the table is generated from `TextGenConfig`'s
+    field docstrings.
+
+    {arguments}
 
     ``reset`` options: ``"prompt"`` (a str to start from); `TextGenVectorEnv` also takes ``"reset_mask"``.
 
-    ``info`` holds ``prompt``, ``text`` (completion so far), ``token`` (the chosen token's text),
-    ``reward_components``, and at the end ``stop_reason`` and ``episode_return``.
+    ``info`` holds ``prompt`` and ``text`` (completion so far); after a reset ``prompt_tokens``; after a step
+    ``token`` (the chosen token's text), ``reward_components``, ``reference_logprob`` (with ``kl_coef > 0`` or
+    ``reference_logprobs``), and at the end ``stop_reason`` and ``episode_return``.
 
     ## Version History
     * v0: initial version.

@@ -3,21 +3,20 @@
 A setting is declared once, as a dataclass field with a docstring under it (`TrainSettings`, the agent configs of
 `agents.config`). `add_dataclass_flags` turns fields into ``argparse`` flags (name, type, default, help),
 `agent_option_fields` gathers the agents' options for ``textgen-env train`` and `markdown_table` writes the README's
-tables from the same fields, so the parser, the docs and the checks cannot disagree.
+tables from the same fields, so the parser, the docs and the checks cannot disagree. The docstring reader and the
+table writer are the env's (`textgen_env.config_docs`, which the env's own argument tables use too).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
-import itertools
-import textwrap
 import types
 import typing
 from dataclasses import MISSING, dataclass
 from typing import Any
+
+from textgen_env.config_docs import field_docs, markdown_table
 
 __all__ = [
     "OptionField",
@@ -28,19 +27,6 @@ __all__ = [
     "markdown_table",
     "parse_bool",
 ]
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """Field name -> the docstring under it in the dataclass source, over `cls` and its dataclass bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
-        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in itertools.pairwise(body):
-            is_doc = isinstance(following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant)
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
-                docs[node.target.id] = " ".join(str(following.value.value).split())
-    return docs
 
 
 def parse_bool(text: str) -> bool:
@@ -148,10 +134,3 @@ def agent_option_fields() -> dict[str, tuple[OptionField, tuple[str, ...]]]:
                 gathered[option.name] = (option, [])
             gathered[option.name][1].append(name)
     return {key: (option, tuple(names)) for key, (option, names) in gathered.items()}
-
-
-def markdown_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
-    """A Markdown table (pipes in cells escaped)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+from textgen_env.config import TextGenConfig
+from textgen_env.config_docs import argument_table
 from textgen_env.dialogue.scenarios import Scenario, resolve_scenarios
 from textgen_env.dialogue.users import RuleBasedUser, SimulatedUser, User
 from textgen_env.validation import check_choice, check_int, check_positive
 
-__all__ = ["USER_KINDS", "DialogueConfig", "make_user"]
+__all__ = ["REPLY_ARGUMENTS", "USER_KINDS", "DialogueConfig", "dialogue_arguments_table", "make_user"]
 
 USER_KINDS = ("rule", "simulated")
 """Names a ``user=`` argument may take (or give a `User` instance or a factory returning one)."""
+REPLY_ARGUMENTS = {
+    "max_new_tokens": "max_reply_tokens",
+    "max_prompt_tokens": "max_context_tokens",
+    "prompts": "scenarios",
+}
+"""The `TextGenConfig` arguments that TextDialogue-v0 does not take -> its own argument that sets them."""
 
 
 @dataclass(frozen=True)
@@ -29,14 +39,15 @@ class DialogueConfig:
     max_reply_tokens: int = 24
     """Tokens of one reply at most (>= 2)."""
     max_context_tokens: int = 192
-    """Longest conversation text in tokens; older turns are dropped to fit."""
+    """Longest conversation text in tokens (>= 8); the oldest turns are dropped to fit (never a system message or
+    the last message)."""
     feedback_weight: float = 1.0
-    """Weight of the user's feedback in the reward of a reply's last token."""
+    """Weight w (>= 0) of the user's rating of each reply, paid on the reply's last token (see ``feedback_mode``)."""
     final_weight: float = 0.0
-    """Weight of the conversation's mean feedback, paid at its last step."""
+    """Weight (>= 0) of the conversation's mean rating, paid at its last step."""
     chat_template: bool = True
     """Render the conversation with the tokenizer's chat template when it has one."""
-    feedback_mode: str = "sparse"
+    feedback_mode: Literal["sparse", "dense"] = "sparse"
     """``"sparse"``: the rating on the reply's last token; ``"dense"``: potential-based shaping by the user's rating
     of the reply so far (``User.rate``), r_t = w * (rate(reply_t) - rate(reply_{t-1})), the last token getting the
     rest up to the actual rating, so a reply's rewards still sum to w * rating."""
@@ -54,6 +65,16 @@ class DialogueConfig:
             raise ValueError(f"Expected user to be one of {list(USER_KINDS)}, a User or a factory, got {self.user!r}")
         if not isinstance(self.user, (str, User)) and not callable(self.user):
             raise ValueError(f"Expected user to be one of {list(USER_KINDS)}, a User or a factory, got {self.user!r}")
+
+
+def dialogue_arguments_table() -> str:
+    """TextDialogue-v0's arguments as a Markdown table: `DialogueConfig`'s fields, then the TextGen-v0 ones it takes."""
+    shared = ", ".join(f"``{f.name}``" for f in dataclasses.fields(TextGenConfig) if f.name not in REPLY_ARGUMENTS)
+    meaning = (
+        f"TextGen-v0's arguments, applied to every reply: {shared}. Here ``reward`` defaults to none (the user's "
+        "ratings are the whole reward) and ``render_mode`` is ``'human'`` or ``'ansi'``."
+    )
+    return argument_table(DialogueConfig, extra_rows=[("the others", "TextGen-v0's", meaning)])
 
 
 def make_user(spec: str | User | Callable[[], User], slot: int) -> User:

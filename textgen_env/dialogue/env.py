@@ -11,7 +11,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textgen_env.dialogue.config import DialogueConfig
+from textgen_env.config_docs import document_arguments
+from textgen_env.dialogue.config import DialogueConfig, dialogue_arguments_table
 from textgen_env.dialogue.episodes import FEEDBACK_FIELDS, DialogueBatch
 from textgen_env.spaces import action_space, observation_space
 
@@ -51,6 +52,7 @@ def _observation(batch: DialogueBatch, slots: slice | int = slice(None)) -> dict
     return out
 
 
+@document_arguments(dialogue_arguments_table())
 class TextDialogueEnv(gym.Env):
     """A conversation: the LM writes each reply token by token, a user answers and rates it.
 
@@ -84,15 +86,10 @@ class TextDialogueEnv(gym.Env):
     ``max_turns`` replies. ``info["conversation"]`` is the list of ``{"role", "content"}`` messages.
 
     ## Arguments
-    | argument | default | meaning |
-    |---|---|---|
-    | scenarios | "train" | scenario name, set (train, eval, all), `Scenario` or a list |
-    | user | "rule" | "rule", "simulated" (the env's LM plays the user), a `User` or a factory |
-    | max_turns / max_reply_tokens / max_context_tokens | 3 / 24 / 192 | conversation lengths |
-    | feedback_weight / final_weight | 1.0 / 0.0 | weights of the per-reply rating and the final mean rating |
-    | chat_template | True | use the tokenizer's chat template when it has one |
-    | feedback_mode | "sparse" | "sparse": rating on the last token; "dense": shaped by the rating of the reply so far |
-    | (others) | | TextGen-v0's: model, tokenizer, reward, reward_mode, action_mode, observation_mode, kl_coef, ... |
+    All keyword-only (``gym.make`` and ``gym.make_vec`` forward them); the table is generated from `DialogueConfig`'s
+    field docstrings.
+
+    {arguments}
 
     ## Version History
     * v0: initial version.

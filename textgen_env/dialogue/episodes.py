@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from textgen_env.config import TextGenConfig
-from textgen_env.dialogue.config import DialogueConfig, make_user
+from textgen_env.dialogue.config import REPLY_ARGUMENTS, DialogueConfig, make_user
 from textgen_env.dialogue.conversation import fit_to_context
 from textgen_env.dialogue.scenarios import Scenario
 from textgen_env.dialogue.users import Message, SimulatedUser, checked_turn, respond_all
@@ -47,10 +47,11 @@ class DialogueBatch:
     def __init__(self, dialogue: DialogueConfig, env_kwargs: dict[str, Any], num_slots: int) -> None:
         self.config = dialogue
         kwargs = dict(env_kwargs)
-        if "max_new_tokens" in kwargs or "max_prompt_tokens" in kwargs or "prompts" in kwargs:
+        replaced = [name for name in REPLY_ARGUMENTS if name in kwargs]
+        if replaced:
+            ours = list(REPLY_ARGUMENTS.values())
             raise ValueError(
-                "Expected max_reply_tokens, max_context_tokens and scenarios for TextDialogue-v0, got "
-                "max_new_tokens, max_prompt_tokens or prompts"
+                f"Expected {', '.join(ours[:-1])} and {ours[-1]} for TextDialogue-v0, got {', '.join(replaced)}"
             )
         kwargs["reward"] = kwargs.get("reward") or _no_reward
         self.core = EpisodeBatch(

@@ -46,22 +46,25 @@ class TextEditConfig:
     draft_source: Literal["text", "generate"] = "text"
     """'text': each drawn item is the draft; 'generate': it is a prompt and the env's LM writes the draft."""
     draft_tokens: int = 32
-    """Tokens the LM samples for a generated draft."""
+    """Tokens the LM samples for a generated draft (>= 1)."""
     max_edits: int = 8
     """Edits per episode at most (>= 1); the episode ends after the last one, or at STOP."""
     action_mode: Literal["candidates", "structured"] = "candidates"
     """'candidates': Discrete(num_candidates + 1), action 0 = STOP, i = the i-th proposed edit; 'structured':
     MultiDiscrete([len(OPERATIONS), max_words, max_words]) = (op, start word, end word or target word)."""
     num_candidates: int = 8
-    """K, the edits proposed per step in 'candidates' mode."""
+    """K (>= 1), the edits proposed per step in 'candidates' mode (fewer when the text allows fewer)."""
     operations: Sequence[str] = OPERATIONS[1:]
-    """The operations the proposer uses (all but 'stop', which is always there)."""
+    """The enabled operations ('stop' is always there): the proposer proposes only these, and in 'structured' mode
+    the others are masked and invalid."""
     units: Sequence[str] = UNITS
     """The units the proposer's spans cover ('word', 'phrase', 'sentence')."""
     lm_share: float = 0.5
-    """Share of the K candidates that use LM text (insert/replace/rewrite), when such operations are enabled."""
+    """Share of the K candidates that use LM text (insert/replace/rewrite), when such operations are enabled; LM
+    edits also fill the places that other edits cannot."""
     reward: RewardSpec = "length"
-    """Registered reward name, callable (prompt, text, done) -> float, Reward, or {reward: weight}: scores the text."""
+    """Registered reward name, callable (prompt, text, done) -> float, Reward, or {reward: weight}: scores the text
+    (prompt is '' unless draft_source='generate', then the prompt the draft was written from)."""
     reward_kwargs: Mapping[str, Any] | None = None
     """Constructor arguments for a named reward (for a dict spec: name -> its own kwargs)."""
     reward_mode: Literal["dense", "sparse"] = "dense"
@@ -78,24 +81,26 @@ class TextEditConfig:
     """A masked candidate or an impossible structured edit: 'penalty' (no change, counts as an edit, pays
     -invalid_penalty, info['invalid_action'] says why) or 'raise' (ValueError)."""
     invalid_penalty: float = 0.1
-    """The penalty of an invalid action."""
+    """The penalty of an invalid action (>= 0)."""
     max_words: int = 48
-    """Longest text in words (the structured action's unit range); longer drafts are truncated with a warning."""
+    """Longest text in words (>= 2; the structured action's word range): longer drafts are cut with a warning, and
+    edits past it are not proposed (invalid in 'structured' mode)."""
     max_text_tokens: int = 64
-    """Longest text in tokens (the observation width); longer drafts are truncated with a warning."""
+    """Longest text in tokens (>= 2; the observation width): longer drafts are cut with a warning, and edits past
+    it are not proposed (invalid in 'structured' mode)."""
     max_edit_tokens: int = 8
-    """Tokens the LM samples for one insert/replace/rewrite."""
+    """Tokens the LM samples for one insert/replace/rewrite (>= 1)."""
     temperature: float = 1.0
-    """Sampling temperature of the LM's edit text."""
+    """Sampling temperature (> 0) of the LM's edit text and generated drafts."""
     infill_template: str = "{before}"
     """Prompt of an LM edit, formatted with {before}, {after} and {span}: the default continues the left context."""
     render_mode: Literal["human", "ansi"] | None = None
     """'human' prints the draft, the text with a word diff ([-removed-] {+added+}), the candidates and the reward;
     'ansi' returns it."""
     device: str | torch.device = "cpu"
-    """Device for the env's model work (LM text, fluency)."""
+    """Device for the env's model work (LM text, fluency, the MiniLM of drift_coef)."""
     dtype: str | torch.dtype = "float32"
-    """Dtype of the env's model when the env loads it."""
+    """Dtype of the env's model when the env loads it (a given instance keeps its own)."""
 
     def __post_init__(self) -> None:
         check_choice("draft_source", self.draft_source, DRAFT_SOURCES)

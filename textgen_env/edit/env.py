@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from textgen_env.config_docs import argument_table, document_arguments
 from textgen_env.edit.config import TextEditConfig
 from textgen_env.edit.episodes import EditBatch
 from textgen_env.edit.spaces import edit_action_space, edit_observation_space
@@ -18,6 +19,7 @@ __all__ = ["EDIT_RESET_OPTIONS", "TextEditEnv", "checked_action", "draft_option"
 EDIT_RESET_OPTIONS = ("draft",)
 
 
+@document_arguments(argument_table(TextEditConfig))
 class TextEditEnv(gym.Env):
     """Editing as an episode: the state is a draft being revised, an action is one edit of its structure.
 
@@ -61,19 +63,10 @@ class TextEditEnv(gym.Env):
     horizon the observation shows through ``edits_left``).
 
     ## Arguments
-    | argument | default | meaning |
-    |---|---|---|
-    | model / tokenizer | None (SmolLM2-135M-Instruct) | the env's LM, writing edit text and generated drafts |
-    | drafts / draft_source | "drafts" / "text" | draft set, list, file or callable; "generate": LM-written |
-    | max_edits | 8 | edits per episode |
-    | action_mode / num_candidates | "candidates" / 8 | see Action Space |
-    | operations / units / lm_share | all / word, phrase, sentence / 0.5 | what the proposer uses |
-    | reward / reward_kwargs / reward_mode | "length" / None / "dense" | any package reward on the text |
-    | edit_cost / drift_coef / fluency_coef | 0.01 / 0 / 0 | see Rewards |
-    | invalid_action / invalid_penalty | "penalty" / 0.1 | see Action Space |
-    | max_words / max_text_tokens / max_edit_tokens | 48 / 64 / 8 | sizes |
-    | temperature / infill_template | 1.0 / "{before}" | LM text sampling and prompt |
-    | render_mode | None | "human" (print) or "ansi" (str): draft, word diff, candidates, reward |
+    All keyword-only (``gym.make`` and ``gym.make_vec`` forward them); the table is generated from `TextEditConfig`'s
+    field docstrings.
+
+    {arguments}
 
     ``info`` holds ``draft``, ``text``, ``candidates`` (K + 1 descriptions) and ``candidate_texts``, and after a
     step ``edit``, ``edits``, ``reward_components``; at the end ``stop_reason`` and ``episode_return``.
