@@ -340,7 +340,7 @@ class Agent(abc.ABC):
         A folder left mid-swap by a kill is recovered first (`textgen_env.storage.recover_folder`); a truncated or
         corrupt ``agent.pt`` is reported by name, and the retired copy is used when it is intact.
         """
-        state = read_checkpoint(path)
+        state = read_checkpoint(path, cls.config_class)
         if state.get("algorithm") != cls.name and cls.name != "agent":
             raise ValueError(f"Expected a {cls.name} checkpoint, got one written by {state.get('algorithm')!r}")
         agent = cls(env, cls.config_class.from_dict(state["config"], strict=False), **kwargs)

@@ -11,6 +11,7 @@ with the bootstrap dropped at the episode's last token. The target network follo
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import deque
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from agents.base import Agent, Rollout
 from agents.config import DQNConfig
 from agents.functional import masked_mean
+from agents.rollout import Episode
 
 __all__ = ["DQN"]
 
@@ -92,9 +94,25 @@ class DQN(Agent):
             target.mul_(1.0 - tau).add_(online, alpha=tau)
 
     def extra_state(self) -> dict:
-        return {"target_model": self.target_model.state_dict(), "buffer": list(self.buffer)}
+        # plain dicts, not Episode objects: checkpoints load with torch.load(weights_only=True), which builds no class
+        buffer = [dataclasses.asdict(episode) for episode in self.buffer]
+        return {"target_model": self.target_model.state_dict(), "buffer": buffer}
 
     def load_extra_state(self, state: dict) -> None:
         if "target_model" in state:
             self.target_model.load_state_dict(state["target_model"])
-        self.buffer = deque(state.get("buffer", []), maxlen=self.config.buffer_episodes)
+        episodes = [_replay_episode(item, row) for row, item in enumerate(state.get("buffer", []))]
+        self.buffer = deque(episodes, maxlen=self.config.buffer_episodes)
+
+
+_EPISODE_FIELDS = {f.name for f in dataclasses.fields(Episode)}
+
+
+def _replay_episode(item: Episode | dict, row: int) -> Episode:
+    """A replay episode from its checkpoint form (a dict of its fields; an `Episode` in checkpoints before 0.3)."""
+    if isinstance(item, Episode):
+        return item
+    if not isinstance(item, dict) or set(item) != _EPISODE_FIELDS:
+        got = sorted(item) if isinstance(item, dict) else type(item).__name__
+        raise ValueError(f"Expected replay episode {row} to have the fields {sorted(_EPISODE_FIELDS)}, got {got}")
+    return Episode(**item)

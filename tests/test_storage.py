@@ -20,6 +20,8 @@ from textgen_env.storage import (
     atomic_folder,
     atomic_write,
     atomic_write_json,
+    check_replaceable,
+    folder_kind,
     recover_folder,
     retired_folder,
 )
@@ -172,3 +174,79 @@ def test_fault_point_kills_at_the_named_passage(kill_at, survived, monkeypatch):
         passed += 1
     assert passed == survived
     assert kills == ([] if survived == 3 else [(os.getpid(), signal.SIGKILL)])
+
+
+def _user_project(folder):
+    """A folder the package did not write: a user's notes and sources."""
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "main.py").write_text("print('mine')\n")
+    (folder / "notes.txt").write_text("my notes\n")
+    return folder
+
+
+def _assert_untouched(folder):
+    assert (folder / "notes.txt").read_text() == "my notes\n"
+    assert (folder / "src" / "main.py").read_text() == "print('mine')\n"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no staging or retired copies
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (_user_project, r"got a folder it did not write, holding notes.txt, src; choose another .*--overwrite"),
+        (lambda f: (f.mkdir(), (f / COMPLETE_MARKER).write_text("reward-model")), r"got a reward-model folder"),
+        (lambda f: f.write_text("a file"), r"to be a checkpoint folder or missing, got a file"),
+    ],
+    ids=["user-folder", "other-kind", "file"],
+)
+def test_atomic_folder_refuses_to_replace_what_the_package_did_not_write(tmp_path, setup, message):
+    target = tmp_path / "out"
+    setup(target)
+    ran = []
+    with pytest.raises(FileExistsError, match=message), atomic_folder(target, name="checkpoint") as staging:
+        ran.append(staging)  # never reached: the refusal comes before the block's work
+    assert ran == [] and os.path.lexists(target)
+    if (target / "notes.txt").exists():
+        _assert_untouched(target)
+
+
+def test_atomic_folder_replaces_its_own_kind_an_empty_folder_and_with_overwrite_anything(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with atomic_folder(target, name="checkpoint") as staging:  # empty: nothing to lose
+        (staging / "data.txt").write_text("v1")
+    assert folder_kind(target) == "checkpoint"
+    with atomic_folder(target, name="checkpoint") as staging:
+        (staging / "data.txt").write_text("v2")
+    (target / COMPLETE_MARKER).write_text("")  # a folder written before markers named their kind
+    with atomic_folder(target, name="checkpoint") as staging:
+        (staging / "data.txt").write_text("v3")
+    assert (target / "data.txt").read_text() == "v3"
+    other = _user_project(tmp_path / "project")
+    check_replaceable(other, "checkpoint", overwrite=True)
+    with atomic_folder(other, name="checkpoint", overwrite=True) as staging:
+        (staging / "data.txt").write_text("deliberate")
+    assert sorted(p.name for p in other.iterdir()) == [COMPLETE_MARKER, "data.txt"]
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_not_truncated(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").symlink_to(precious)
+    with pytest.raises(OSError, match=r"Expected the run lock .*\.lock' to be a regular file, got a symbolic link"):
+        RunLock(run).acquire()
+    assert precious.read_text() == "the user's file\n"
+
+
+def test_appends_refuse_a_symbolic_link_and_anything_but_a_regular_file(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's file\n")
+    (tmp_path / "progress.csv").symlink_to(precious)
+    with pytest.raises(OSError, match=r"Expected the log .*progress.csv' to be a regular file, got a symbolic link"):
+        append_line(tmp_path / "progress.csv", "iteration,reward")
+    assert precious.read_text() == "the user's file\n"
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match=r"Expected the log .*fifo' to be a regular file, got mode p"):
+        append_line(tmp_path / "fifo", "x")

@@ -5,7 +5,12 @@ Every file or folder the package writes goes through `atomic_write` (files: writ
 fsynced, renamed over it) or `atomic_folder` (folders: filled in a staging folder, then swapped in). A folder swap
 takes two renames, so a kill between them leaves the previous version under ``.NAME.old`` and no ``NAME``:
 `recover_folder` (called by every reader of such a folder) renames it back. Each complete folder carries a
-``.complete`` marker written last, so a half-filled staging folder is never taken for a good one.
+``.complete`` marker written last, naming the folder's kind (``checkpoint``, ``export``, ...), so a half-filled
+staging folder is never taken for a good one, and a folder the package did not write (no marker, or another kind's)
+is never replaced without ``overwrite=True`` (`check_replaceable`).
+
+Files inside a run folder (the run lock, appended logs) are opened without following a symbolic link and must be
+regular files, so a link planted there cannot make a run truncate or append to a file elsewhere.
 
 Set ``TEXTGEN_ENV_KILL_AT=point`` (or ``point:N`` for its N-th passage) and the process SIGKILLs itself when it
 reaches `fault_point(point)`: how the fault-injection tests kill a run at exact moments.
@@ -19,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,18 +38,24 @@ except ImportError:  # Windows: no flock; appends and run locks are then best ef
 __all__ = [
     "COMPLETE_MARKER",
     "RunLock",
+    "RunLockedError",
     "append_line",
     "atomic_folder",
     "atomic_write",
     "atomic_write_json",
+    "check_replaceable",
     "fault_point",
+    "folder_kind",
+    "open_regular_file",
     "recover_folder",
     "retired_folder",
 ]
 
 PathLike = str | os.PathLike[str]
 COMPLETE_MARKER = ".complete"
-"""File written last into a staged folder: its presence means every other file of the folder is complete."""
+"""File written last into a staged folder: its presence means every other file of the folder is complete; its text is
+the folder's kind (empty in folders written before kinds were recorded)."""
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has none (and no symlinks without privileges)
 KILL_AT_VARIABLE = "TEXTGEN_ENV_KILL_AT"
 _passages: dict[str, int] = {}
 
@@ -130,6 +142,55 @@ def _complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).is_file()
 
 
+def folder_kind(folder: PathLike) -> str | None:
+    """The kind named by `folder`'s ``.complete`` marker ("" for a marker written before kinds), None without one."""
+    marker = Path(folder) / COMPLETE_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return None
+    try:
+        return marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_replaceable(target: PathLike, kind: str, *, overwrite: bool = False) -> None:
+    """Raise FileExistsError unless `atomic_folder` may replace `target` without deleting anything it did not write.
+
+    Replaceable: a missing path, an empty folder, or a complete folder of this `kind` that the package wrote (its
+    ``.complete`` marker names the kind, or is empty: written before kinds were recorded). Anything else (a user's
+    folder, a file, a symbolic link, a folder of another kind) is refused unless `overwrite` is True, so callers
+    check before any work starts.
+    """
+    target = Path(target)
+    if overwrite or not os.path.lexists(target):
+        return
+    remedy = "choose another output folder, or replace it deliberately with --overwrite (overwrite=True)"
+    if target.is_symlink() or not target.is_dir():
+        what = "a symbolic link" if target.is_symlink() else "a file"
+        raise FileExistsError(f"Expected {str(target)!r} to be a {kind} folder or missing, got {what}; {remedy}")
+    found = folder_kind(target)
+    if found is None:
+        entries = sorted(os.listdir(target))
+        if not entries:
+            return
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise FileExistsError(
+            f"Expected {str(target)!r} to be empty or a {kind} folder this package wrote (with its {COMPLETE_MARKER} "
+            f"marker), got a folder it did not write, holding {shown}; {remedy}"
+        )
+    if found not in ("", kind):
+        raise FileExistsError(f"Expected {str(target)!r} to be a {kind} folder, got a {found} folder; {remedy}")
+
+
+def _remove(path: Path) -> None:
+    """Delete a retired copy: a folder with its contents, a file or a link itself (never what a link points to)."""
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def recover_folder(target: PathLike) -> Path | None:
     """The recovery rule for a folder written by `atomic_folder`: the complete version of `target`, or None.
 
@@ -151,48 +212,76 @@ def recover_folder(target: PathLike) -> Path | None:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: PathLike, *, name: str = "folder") -> Iterator[Path]:
+def atomic_folder(target: PathLike, *, name: str = "folder", overwrite: bool = False) -> Iterator[Path]:
     """Fill a staging folder (yielded) and swap it in for `target` when the block ends without an error.
 
-    `name` labels the fault points of this swap (``{name}:staged`` before the renames, ``{name}:retired`` between
-    them), for the fault-injection tests.
+    `name` is the folder's kind, written into its ``.complete`` marker, and labels the fault points of this swap
+    (``{name}:staged`` before the renames, ``{name}:retired`` between them), for the fault-injection tests. An
+    existing `target` that the package did not write as a `name` folder is refused (`check_replaceable`, before the
+    block runs) unless `overwrite` is True.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(target)
+    check_replaceable(target, name, overwrite=overwrite)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
         os.chmod(staging, 0o777 & ~_umask())  # as a plain mkdir would make it, not mkdtemp's 0700
         yield staging
-        (staging / COMPLETE_MARKER).write_text("")
+        (staging / COMPLETE_MARKER).write_text(name, encoding="utf-8")
         for file in staging.rglob("*"):
             if file.is_file():
                 with open(file, "rb") as stream:
                     os.fsync(stream.fileno())
         fault_point(f"{name}:staged")
         retired = retired_folder(target)
-        if target.exists():
-            shutil.rmtree(retired, ignore_errors=True)
+        if os.path.lexists(target):
+            _remove(retired)
             os.replace(target, retired)
             fault_point(f"{name}:retired")
         os.replace(staging, target)
         _fsync_directory(target.parent)
-        shutil.rmtree(retired, ignore_errors=True)
+        _remove(retired)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def open_regular_file(path: PathLike, flags: int, purpose: str) -> int:
+    """``os.open`` of a regular file that is not a symbolic link (created if `flags` say so); else OSError.
+
+    `purpose` names the file in the error (``"the run lock"``). A link planted at `path` would otherwise make the
+    caller truncate or append to whatever it points at.
+    """
+    try:
+        handle = os.open(path, flags | _NOFOLLOW, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP or os.path.islink(path):
+            raise OSError(
+                errno.ELOOP,
+                f"Expected {purpose} {str(path)!r} to be a regular file, got a symbolic link; remove the link",
+            ) from None
+        raise
+    mode = os.fstat(handle).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(handle)
+        raise OSError(
+            errno.EINVAL, f"Expected {purpose} {str(path)!r} to be a regular file, got mode {stat.filemode(mode)}"
+        )
+    return handle
 
 
 def append_line(path: PathLike, line: str) -> None:
     """Append one line to a log and force it to disk before returning.
 
     The line goes out in one ``write`` under an exclusive ``flock``, so appends from several processes never
-    interleave within a line; a last line that a crash cut short is first ended, so the new one stands alone.
+    interleave within a line; a last line that a crash cut short is first ended, so the new one stands alone. The
+    log must be a regular file, not a symbolic link (`open_regular_file`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    created = not path.exists()
+    created = not os.path.lexists(path)
     payload = (line.rstrip("\n") + "\n").encode("utf-8")
-    handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    handle = open_regular_file(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, "the log")
     try:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -207,11 +296,17 @@ def append_line(path: PathLike, line: str) -> None:
         _fsync_directory(path.parent)
 
 
+class RunLockedError(RuntimeError):
+    """Another process holds the run lock of the output folder."""
+
+
 class RunLock:
     """An exclusive lock on an output folder, held while a run writes it (``with RunLock(folder): ...``).
 
     It is an ``flock`` on ``folder/.lock``: the kernel releases it when the holder exits in any way, SIGKILL
-    included, so a killed run never leaves it stuck. The file keeps the holder's pid for the error message.
+    included, so a killed run never leaves it stuck. The file keeps the holder's pid for the error message; it is
+    opened without following a symbolic link and must be a regular file (a planted link is refused, its target
+    never truncated).
     """
 
     def __init__(self, folder: PathLike) -> None:
@@ -221,7 +316,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = open_regular_file(self.path, os.O_RDWR | os.O_CREAT, "the run lock")
         try:
             if fcntl is not None:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -229,7 +324,7 @@ class RunLock:
             holder = os.pread(handle, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(handle)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RuntimeError(
+                raise RunLockedError(
                     f"Expected no other run writing {str(self.folder)!r}, got one holding its lock (pid {holder}); "
                     "wait for it to finish or choose another --output"
                 ) from None

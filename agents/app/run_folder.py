@@ -6,6 +6,11 @@ old version or the new one; ``checkpoint/`` is the last complete checkpoint (rec
 two renames of a swap); ``progress.csv`` is cut back to the checkpoint's iteration on resume, so every iteration
 appears once; a run killed before its first checkpoint resumes from the start. The lock is an ``flock`` that the
 kernel drops with the process, so a killed run never blocks the next one.
+
+What a run may replace: ``checkpoint/`` and ``model/`` only when they are missing, empty or folders of their kind
+that the package wrote (`textgen_env.storage.check_replaceable`); anything else is refused before any work starts
+unless ``overwrite`` is given. An output of ``/``, the home folder, the current folder or a folder above it is
+refused at argument time (`check_output_location`), and so is a run that would replace the model it reads.
 """
 
 from __future__ import annotations
@@ -13,14 +18,85 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import os
 import shutil
 import warnings
 from pathlib import Path
 
 from agents.checkpoint import checkpoint_exists
-from textgen_env.storage import RunLock, atomic_write
+from textgen_env.storage import RunLock, atomic_write, check_replaceable
 
-__all__ = ["RunLock", "check_free_space", "check_writable", "resume_point", "trim_progress"]
+__all__ = [
+    "RUN_FOLDERS",
+    "RunLock",
+    "check_free_space",
+    "check_model_not_replaced",
+    "check_output_location",
+    "check_run_folders",
+    "check_writable",
+    "clear_run_folders",
+    "resume_point",
+    "trim_progress",
+]
+
+RUN_FOLDERS = {"checkpoint": "checkpoint", "model": "export"}
+"""The folders a run replaces as a whole inside its output -> the kind their ``.complete`` marker names."""
+
+
+def check_output_location(output: str | os.PathLike[str], flag: str = "--output") -> None:
+    """Raise ValueError when `output` names a folder no run should write into or replace: ``/``, the home folder,
+    the current folder or one above it (``.``, ``..``). Pure path arithmetic, for argument-time checks."""
+    text = os.fspath(output)
+    if not text.strip():
+        raise ValueError(f"Expected {flag} to name a folder, got {text!r}")
+    resolved = Path(text).expanduser().resolve()
+    forbidden = {Path("/").resolve(): "the file-system root", Path.home().resolve(): "the home folder"}
+    what = forbidden.get(resolved)
+    if what is None and Path.cwd().resolve().is_relative_to(resolved):
+        what = "the current folder" if resolved == Path.cwd().resolve() else "a folder above the current one"
+    if what is not None:
+        raise ValueError(
+            f"Expected {flag} to name a folder of its own (e.g. runs/my-run), got {text!r}, which is {what}"
+        )
+
+
+def check_model_not_replaced(model: str | os.PathLike[str] | None, output: str | os.PathLike[str]) -> None:
+    """Raise ValueError when the model a run reads lies inside a folder the run replaces (``OUTPUT/model``,
+    ``OUTPUT/checkpoint``): ``--overwrite`` does not allow this either, the starting model would be lost."""
+    if model is None or not isinstance(model, (str, os.PathLike)):
+        return
+    path = Path(model).expanduser()
+    if not path.exists():
+        return  # a hub name
+    resolved = path.resolve()
+    for name in RUN_FOLDERS:
+        replaced = (Path(output).expanduser() / name).resolve()
+        if resolved.is_relative_to(replaced):
+            raise ValueError(
+                f"Expected --model outside the folder this run replaces ({str(replaced)!r}), got {os.fspath(model)!r}; "
+                "choose another --output (e.g. a new folder) to train from this model"
+            )
+
+
+def check_run_folders(output: Path, *, overwrite: bool = False) -> None:
+    """Raise FileExistsError (naming the folder and ``--overwrite``) when a folder the run replaces holds something
+    the package did not write; called before any work starts."""
+    for name, kind in RUN_FOLDERS.items():
+        check_replaceable(output / name, kind, overwrite=overwrite)
+
+
+def clear_run_folders(output: Path) -> None:
+    """With ``--overwrite``: delete what sits where the run's folders go and is not one of them (done deliberately,
+    once the run holds its folder's lock), so the run's own saves never meet it."""
+    for name, kind in RUN_FOLDERS.items():
+        target = output / name
+        try:
+            check_replaceable(target, kind)
+        except FileExistsError:
+            if target.is_symlink() or not target.is_dir():
+                target.unlink()
+            else:
+                shutil.rmtree(target)
 
 
 def check_writable(folder: Path) -> None:

@@ -20,7 +20,11 @@ from agents.app.report import plot_curves
 from agents.app.run_folder import (
     RunLock,
     check_free_space,
+    check_model_not_replaced,
+    check_output_location,
+    check_run_folders,
     check_writable,
+    clear_run_folders,
     resume_point,
     trim_progress,
 )
@@ -80,6 +84,9 @@ class TrainSettings:
     """Output folder."""
     resume: bool = False
     """Continue from ``output/checkpoint`` when it exists."""
+    overwrite: bool = False
+    """Replace ``output/checkpoint`` and ``output/model`` even when they hold files this package did not write (by
+    default such folders are refused before any work starts; the package's own are always replaced)."""
     num_envs: int = 16
     """Parallel env slots (16: the main job collects its 16 completions per iteration in one batched round)."""
     max_new_tokens: int = 20
@@ -126,6 +133,8 @@ class TrainSettings:
             _positive("max_minutes", self.max_minutes)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"Expected seed to be an int, got {self.seed!r}")
+        check_output_location(self.output)
+        check_model_not_replaced(self.model, self.output)
         if self.agent_options is None:
             self.agent_options = main_job_options(self.agent)
         if not isinstance(self.agent_options, dict):
@@ -222,7 +231,8 @@ def _describe(label: str, result: EvalResult) -> str:
 def run_training(settings: TrainSettings) -> dict[str, Any]:
     """Run the main job; returns the report (also written to ``output/report.json``).
 
-    Refuses to start (before any training) when the output folder is not writable, its disk lacks the space of two
+    Refuses to start (before any training) when ``checkpoint/`` or ``model/`` in the output holds files the package
+    did not write (unless ``overwrite``), the output folder is not writable, its disk lacks the space of two
     checkpoints and the exported model, or another run holds the folder's lock; see `agents.app.run_folder` for what a
     kill leaves and how ``resume`` continues from it.
 
@@ -231,6 +241,8 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
     """
     ctx = DistributedContext.from_environment(settings.device)
     output = Path(settings.output)
+    if ctx.is_main:
+        check_run_folders(output, overwrite=settings.overwrite)
     if not ctx.is_main:
         ctx.barrier()  # rank 0 has locked the folder and recovered its checkpoint
         torch.manual_seed(settings.seed)
@@ -239,6 +251,8 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
         return {}
     check_writable(output)
     with RunLock(output):
+        if settings.overwrite:
+            clear_run_folders(output)
         recover_folder(output / "checkpoint")
         ctx.barrier()
         return _run(settings, output, ctx)
