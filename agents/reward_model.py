@@ -25,11 +25,12 @@ import torch
 
 from textgen_env.feedback.log import FeedbackLog, read_feedback
 from textgen_env.rewards.reward_model import FORMAT, REWARD_MODEL_FILE, encode_pairs
-from textgen_env.storage import atomic_folder
+from textgen_env.storage import atomic_folder, check_replaceable
 from textgen_env.validation import check_positive as _positive
 from textgen_env.validation import check_unit as _unit
 
 __all__ = [
+    "REWARD_MODEL_KIND",
     "Comparison",
     "RewardModelConfig",
     "comparisons_from_feedback",
@@ -37,6 +38,9 @@ __all__ = [
     "split_by_prompt",
     "train_reward_model",
 ]
+
+REWARD_MODEL_KIND = "reward-model"
+"""The kind in a saved reward model's ``.complete`` marker (`textgen_env.storage.atomic_folder`)."""
 
 
 @dataclass(frozen=True)
@@ -222,17 +226,26 @@ def _score_stats(model: Any, tokenizer: Any, comparisons: list[Comparison], max_
 
 
 def train_reward_model(
-    data: str | os.PathLike, output: str | os.PathLike, config: RewardModelConfig | None = None, log=print
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    config: RewardModelConfig | None = None,
+    log=print,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train a reward model on the feedback log `data`, save it to `output`, and return the report.
 
     The report (also in ``output/reward_model.json``) has the comparison counts, the held-out and training loss and
-    pairwise accuracy (with its binomial standard error) after each epoch, and the seconds taken.
+    pairwise accuracy (with its binomial standard error) after each epoch, and the seconds taken. An existing
+    `output` that is not a reward model this package wrote is refused before training unless `overwrite` is True
+    (`textgen_env.storage.check_replaceable`).
 
     Raises:
         FileNotFoundError, ValueError: a missing, empty or corrupt log (naming the line), or too few comparisons to
             hold some out (saying how many there are).
+        FileExistsError: `output` holds files this package did not write (without `overwrite`).
     """
+    check_replaceable(output, REWARD_MODEL_KIND, overwrite=overwrite)
     config = config or RewardModelConfig()
     started = time.perf_counter()
     feedback = read_feedback(data)
@@ -297,7 +310,7 @@ def train_reward_model(
         "history": history,
         "seconds": time.perf_counter() - started,
     }
-    with atomic_folder(output, name="reward-model") as staging:
+    with atomic_folder(output, name=REWARD_MODEL_KIND, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / REWARD_MODEL_FILE).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -1,6 +1,8 @@
 """The ``textgen-env`` command: ``train`` (the main job), ``generate`` and ``eval`` for a trained model, ``demo``.
 
-Thin argument parsing only; the work is in `agents.app.training`, `agents.evaluation` and the env.
+Thin argument parsing only; the work is in `agents.app.training`, `agents.evaluation` and the env. An error the user
+can fix ends the command with one ``textgen-env: error: ...`` line and exit code 2 (`agents.app.errors`); ``--debug``
+shows its traceback.
 """
 
 from __future__ import annotations
@@ -177,12 +179,15 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgen-env`` command."""
+    from agents.app.errors import add_debug_flag
     from agents.app.options import add_dataclass_flags
 
     parser = argparse.ArgumentParser(prog="textgen-env", description=__doc__)
+    add_debug_flag(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
+    add_debug_flag(train)
     _add_train_flags(train)
     train.add_argument(
         "--nproc",
@@ -197,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("eval", _eval, "mean reward, KL to the reference and distinct-2 of a trained model on held-out prompts"),
     ):
         sub = commands.add_parser(name, help=text)
+        add_debug_flag(sub)
         sub.add_argument("--model", required=True, help="trained model folder (OUTPUT/model of a train run)")
         sub.add_argument("--reference", default=None, help=f"reference for the KL; {_MODEL_HELP}")
         sub.add_argument("--max-new-tokens", type=int, default=20)
@@ -217,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
             add_dataclass_flags(dialogue, [o for o in _train_settings_options() if o.name in names])
 
     demo = commands.add_parser("demo", help="generate through the env loop with the untrained model, print rewards")
+    add_debug_flag(demo)
     demo.add_argument("--model", default=None, help=_MODEL_HELP)
     demo.add_argument("--prompts", default="movie_reviews:eval", help="prompt set, file or name[:split]")
     demo.add_argument("--reward", default="sentiment", help="registered reward name")
@@ -234,10 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``textgen-env`` console script."""
+    """Entry point of the ``textgen-env`` console script.
+
+    A user error (`agents.app.errors.is_user_error`: the package's "Expected ..." refusals, gymnasium's errors, a
+    diverged run, a full or read-only disk) prints one ``textgen-env: error: ...`` line and returns 2; bugs, and
+    every error under ``--debug`` or ``TEXTGEN_ENV_DEBUG=1``, raise with their traceback.
+    """
+    from agents.app.errors import EXIT_USER_ERROR, debug_requested, is_user_error, user_message
+
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else list(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except Exception as error:
+        if debug_requested(args) or not is_user_error(error):
+            raise
+        print(f"textgen-env: error: {user_message(error)}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

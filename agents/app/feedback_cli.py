@@ -37,12 +37,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from agents.app.options import field_options
-    from agents.reward_model import RewardModelConfig, train_reward_model
+    from agents.app.run_folder import check_output_location
+    from agents.reward_model import REWARD_MODEL_KIND, RewardModelConfig, train_reward_model
+    from textgen_env.storage import check_replaceable
 
     values = {option.name: getattr(args, option.name) for option in field_options(RewardModelConfig)}
+    try:  # the output first: a folder the package did not write is refused before minutes of training
+        check_output_location(args.output)
+        check_replaceable(args.output, REWARD_MODEL_KIND, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as error:
+        args.parser.error(str(error))
     try:
         config = RewardModelConfig(**values)
-        report = train_reward_model(args.data, args.output, config)
+        report = train_reward_model(args.data, args.output, config, overwrite=args.overwrite)
     except (TypeError, ValueError, FileNotFoundError) as error:
         args.parser.error(str(error))
     summary = {k: report[k] for k in ("comparisons", "train_comparisons", "eval_comparisons", "eval_prompts")}
@@ -55,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_feedback_commands(commands: Any) -> None:
     """Add ``feedback`` and ``reward-model`` to the ``textgen-env`` subcommands."""
+    from agents.app.errors import add_debug_flag
     from agents.app.options import add_dataclass_flags, field_options
     from agents.reward_model import RewardModelConfig
 
@@ -89,5 +97,11 @@ def add_feedback_commands(commands: Any) -> None:
     train = reward_actions.add_parser("train", help="train on a feedback log, report held-out pairwise accuracy")
     train.add_argument("--data", required=True, help="feedback log (JSONL of preferences and/or ratings)")
     train.add_argument("--output", required=True, help="folder the reward model is saved to (Hugging Face format)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --output even when it holds files this package did not write (refused by default)",
+    )
+    add_debug_flag(train)
     add_dataclass_flags(train.add_argument_group("training settings"), field_options(RewardModelConfig))
     train.set_defaults(handler=_train, parser=train)
