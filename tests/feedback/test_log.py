@@ -22,13 +22,35 @@ def test_records_read_back_and_match_the_existing_readers(tmp_path):
     assert load_ratings(ratings_only) == {("p", "x"): 0.5}  # the human reward's own reader takes the records
 
 
+@pytest.mark.parametrize(
+    "cut",
+    [
+        '{"prompt": "p", "completion_a": "x", "compl',
+        '{"prompt": "p", "completion_a": "a}',  # cut inside a string that happened to hold a "}"
+        '{"prompt": "p", "completion_a": {"x": 1}',  # cut after a nested object: ends in "}"
+    ],
+    ids=["open-end", "ends-in-brace-in-string", "ends-in-nested-brace"],
+)
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_a_cut_line_is_skipped_wherever_it_is_whatever_it_ends_with(tmp_path, cut, position):
+    log = tmp_path / "log.jsonl"
+    good = [preference_record(p, "x", "y", "a") for p in ("p", "q")]
+    lines = [json.dumps(record) for record in good]
+    index = {"first": 0, "middle": 1, "last": 2}[position]
+    lines.insert(index, cut)
+    log.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match=rf"Skipped lines \[{index + 1}\] of .*log.jsonl.*cut short"):
+        feedback = read_feedback(log)
+    assert [p.prompt for p in feedback.preferences] == ["p", "q"] and feedback.skipped_lines == (index + 1,)
+
+
 def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path):
     log = tmp_path / "log.jsonl"
     append_record(log, preference_record("p", "x", "y", "b"))
     with open(log, "a") as file:
         file.write('{"prompt": "p", "completion_a": "x", "compl')  # a crash mid-write
     append_record(log, preference_record("q", "x", "y", "a"))  # a later answer lands on its own line
-    with pytest.warns(UserWarning, match=r"Skipped lines \[2\] .*cut short"):
+    with pytest.warns(UserWarning, match=r"Skipped lines \[2\] of .*log.jsonl.*cut short"):
         feedback = read_feedback(log)
     assert [p.prompt for p in feedback.preferences] == ["p", "q"] and feedback.skipped_lines == (2,)
 
@@ -53,6 +75,19 @@ def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path):
             r"Expected rating to be a number from 1 to 5 in line 1 .*got 9",
         ),
         (['{"prompt": 3, "completion": "x", "rating": 2}'], r"Expected prompt to be a string in line 1"),
+        (
+            ['{"prompt": "p", "completion": "x", "rating": NaN, "scale": [1, 5]}'],
+            r"Expected a JSON record of finite numbers on line 1 of .*, got NaN",
+        ),
+        (
+            ['{"prompt": "p", "completion": "x", "rating": 3, "scale": [1, Infinity]}'],
+            r"Expected a JSON record of finite numbers on line 1 of .*, got Infinity",
+        ),
+        (['{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"], r"Expected a JSON record on line 1 of .*nested too deeply"),
+        (
+            ['{"prompt": "p", "completion": "x", "rating": ' + "9" * 5000 + "}"],
+            r"Expected a JSON record on line 1 of .*got one Python cannot read",
+        ),
     ],
     ids=[
         "empty",
@@ -63,6 +98,10 @@ def test_a_record_cut_short_is_skipped_with_a_warning(tmp_path):
         "bad-choice",
         "rating-off-scale",
         "prompt-not-text",
+        "nan",
+        "infinity",
+        "nesting-bomb",
+        "int-past-python-limit",
     ],
 )
 def test_bad_logs_raise_and_name_the_line(tmp_path, lines, message):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from agents.app.cli import build_parser
 from agents.reward_model import RewardModelConfig, train_reward_model
 from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser, read_feedback
 from textgen_env.rewards import RewardModelReward
@@ -28,7 +27,7 @@ def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, ti
     user = SyntheticUser("keyword", {"keywords": ["great", "good", "love", "best", "fun", "nice"]})
     with FeedbackServer(board) as server:
         assert server.url.startswith("http://127.0.0.1:")
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
             counts = user.answer_page(server.url, 120, client=client)
     assert counts == {"pair": 60, "rating": 60}
     feedback = read_feedback(board.log_path)
@@ -38,24 +37,6 @@ def test_synthetic_user_answers_over_http_and_a_reward_model_learns(tmp_path, ti
     assert report["comparisons"] > 20
     scores = RewardModelReward(tmp_path / "rm")(["the movie was"] * 2, ["it was great", "it was the"], [True] * 2)
     assert scores[0] > scores[1]
-
-
-def test_feedback_serve_command_builds_the_board(monkeypatch, tmp_path, tiny):
-    import textgen_env.feedback as feedback
-
-    seen = {}
-    monkeypatch.setattr(feedback, "make_board", lambda log, **kwargs: seen.update(log=log, **kwargs) or "board")
-    monkeypatch.setattr(feedback, "serve", lambda board, host, port: seen.update(board=board, host=host, port=port))
-    args = build_parser().parse_args(["feedback", "serve", "--log", str(tmp_path / "f.jsonl"), "--mode", "pair"])
-    assert args.handler(args) == 0
-    assert seen["host"] == "127.0.0.1" and seen["port"] == 8000 and seen["mode"] == "pair" and seen["board"] == "board"
-
-
-@pytest.mark.parametrize("port", [-1, 70000, "80", True], ids=["negative", "too-big", "str", "bool"])
-def test_server_port_is_checked(tmp_path, port):
-    pytest.importorskip("uvicorn")
-    with pytest.raises(ValueError, match="Expected port to be an int from 0 to 65535"):
-        FeedbackServer(QuestionBoard(tmp_path / "f.jsonl"), port=port)
 
 
 @pytest.mark.slow

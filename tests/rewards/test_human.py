@@ -155,9 +155,55 @@ def test_a_record_cut_short_is_skipped_and_the_next_one_stays_readable(tmp_path)
     with open(log, "ab") as file:
         file.write('{"prompt": "p2", "completion": "caf\u00e9'.encode()[:-1])  # died mid-write, inside the "\u00e9"
     append_jsonl(log, {"prompt": "p3", "completion": "c3", "rating": 1, "reward": -1.0})
-    with pytest.warns(UserWarning, match=r"Skipped unreadable lines \[2\] of .*ratings.jsonl"):
+    with pytest.warns(UserWarning, match=r"Skipped lines \[2\] of .*ratings.jsonl.*cut short"):
         ratings = load_ratings(log)
     assert ratings == {("p", "c"): 1.0, ("p3", "c3"): -1.0}
+
+
+def test_a_cut_line_ending_in_a_brace_is_skipped_by_the_replay_readers(tmp_path):
+    log = tmp_path / "ratings.jsonl"
+    log.write_text(
+        '{"prompt": "p", "completion": "a}\n'  # cut inside a string that held a "}"
+        '{"prompt": "p", "completion": "c", "rating": 5, "reward": 1.0}\n'
+        '{"prompt": "q", "completion_a": "x", "completion_b": {"y": 1}\n'  # cut after a nested object
+    )
+    with pytest.warns(UserWarning, match=r"Skipped lines \[1, 3\] of .*ratings.jsonl"):
+        assert load_ratings(log) == {("p", "c"): 1.0}
+    with pytest.warns(UserWarning, match=r"Skipped lines \[1, 3\]"):
+        assert load_preferences(log) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"prompt": "p", "completion": "c", "reward": NaN}', r"finite numbers on line 2 of .*got NaN"),
+        ('{"prompt": "p", "completion": "c", "reward": -Infinity}', r"finite numbers on line 2 of .*got -Infinity"),
+        ('{"prompt": "p", "completion": "c", "reward": 1e999}', r"Expected reward to be a finite number in line 2"),
+        ('{"prompt": "p", "completion": "c", "reward": "high"}', r"Expected reward to be a finite number in line 2"),
+        ('{"prompt": "p", "completion": "c", "reward": true}', r"Expected reward to be a finite number in line 2"),
+        ('{"prompt": 1, "completion": "c", "reward": 0.5}', r"Expected prompt and completion to be strings in line 2"),
+        ('{"r": ' + "[" * 100_000 + "]" * 100_000 + "}", r"Expected a JSON record on line 2 of .*nested too deeply"),
+        ('{"r": ' + "[" * 100_000, r"Expected a JSON record on line 2 of .*nested too deeply"),
+        ("[1, 2]", r"Expected a JSON object on line 2"),
+    ],
+    ids=["nan", "minus-infinity", "overflow", "string", "bool", "prompt-not-text", "nesting-bomb", "open-bomb", "list"],
+)
+def test_replay_readers_refuse_bad_lines_by_number(tmp_path, line, message):
+    log = tmp_path / "ratings.jsonl"
+    append_jsonl(log, {"prompt": "p", "completion": "ok", "rating": 5, "reward": 1.0})
+    with open(log, "a") as file:
+        file.write(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        ReplayReward(log)
+
+
+def test_no_log_record_is_written_with_nan(tmp_path):
+    log = tmp_path / "ratings.jsonl"
+    with pytest.raises(ValueError, match=r"Expected a record of finite numbers for .*, got one with NaN or Infinity"):
+        append_jsonl(log, {"prompt": "p", "completion": "c", "reward": float("nan")})
+    with pytest.raises(ValueError, match=r"Expected a record of text that encodes to UTF-8 .*lone surrogate"):
+        append_jsonl(log, {"prompt": "p\ud800", "completion": "c", "reward": 0.0})
+    assert not log.exists()
 
 
 @pytest.mark.parametrize(

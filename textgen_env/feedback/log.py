@@ -102,13 +102,17 @@ def open_log(path: PathLike) -> Path:
         OSError: the folder cannot be made, or the file cannot be opened for appending (a folder, no permission...).
     """
     path = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        try:
+            handle = os.open(path, flags, 0o644)
+        except FileNotFoundError:  # a folder to make first
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(path, flags, 0o644)
+        os.close(handle)
     except OSError as error:
-        raise type(error)(
-            error.errno, f"Expected a feedback log that can be appended to, got {os.fspath(path)!r}: {error.strerror}"
-        ) from None
+        message = f"Expected a feedback log that can be appended to, got {os.fspath(path)!r}: {error.strerror or error}"
+        raise type(error)(message) from None
     return path
 
 

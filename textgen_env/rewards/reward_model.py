@@ -10,6 +10,8 @@ scoring share.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,7 @@ import torch
 from textgen_env.rewards.base import Reward
 from textgen_env.storage import recover_folder
 
-__all__ = ["REWARD_MODEL_FILE", "RewardModelReward", "encode_pairs", "load_reward_model"]
+__all__ = ["REWARD_MODEL_FILE", "RewardModelReward", "check_metadata", "encode_pairs", "load_reward_model"]
 
 REWARD_MODEL_FILE = "reward_model.json"
 """The file that marks a folder as a reward model and describes it."""
@@ -40,12 +42,33 @@ def encode_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[s
     )
 
 
+def check_metadata(meta: dict[str, Any], where: str) -> dict[str, Any]:
+    """`meta` (a ``reward_model.json``) if its numbers are sound: ``score_mean`` finite, ``score_std`` finite and
+    positive (the scores are divided by it), ``max_length`` a positive int; a missing one takes its default.
+
+    Raises:
+        ValueError: naming `where` and the field (a zero, negative or NaN spread would flip or NaN every reward).
+    """
+    hint = "retrain it with `textgen-env reward-model train`"
+    for key, positive in (("score_mean", False), ("score_std", True)):
+        value = meta.get(key, 1.0)
+        sound = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not sound or (positive and value <= 0):
+            kind = "a finite number > 0" if positive else "a finite number"
+            raise ValueError(f"Expected {key} in {where} to be {kind}, got {value!r:.80} ({hint})")
+    length = meta.get("max_length", 256)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"Expected max_length in {where} to be a positive int, got {length!r:.80} ({hint})")
+    return meta
+
+
 def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Any, Any, dict]:
     """The model (eval mode), tokenizer and metadata of a reward-model folder.
 
     Raises:
         FileNotFoundError: `path` is not a folder.
-        ValueError: the folder is not a reward model (no ``reward_model.json`` of this format, or no model files).
+        ValueError: the folder is not a reward model (no ``reward_model.json`` of this format, or no model files),
+            or its ``reward_model.json`` holds an unsound number (see `check_metadata`).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -58,13 +81,14 @@ def load_reward_model(path: str | os.PathLike, device: str | torch.device = "cpu
     hint = "train one with `textgen-env reward-model train --data LOG --output FOLDER`"
     try:
         meta = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested too deep to read
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(
             f"Expected a reward-model folder with a {REWARD_MODEL_FILE} written by textgen-env, got "
             f"{os.fspath(path)!r} without one ({hint})"
         )
+    check_metadata(meta, repr(os.fspath(marker)))
     if not (folder / "config.json").is_file():
         raise ValueError(
             f"Expected a reward-model folder with config.json, got {os.fspath(path)!r} without it ({hint})"
@@ -111,10 +135,9 @@ class RewardModelReward(Reward):
             raise ValueError(f"Expected batch_size to be a positive int, got {batch_size!r}")
         self.model, self.tokenizer, self.meta = load_reward_model(path, device)
         self.path, self.batch_size, self.device = Path(path), batch_size, torch.device(device)
-        self.max_length = int(self.meta.get("max_length", 256))
+        self.max_length = int(self.meta.get("max_length", 256))  # the metadata was checked by load_reward_model
         self.shift = float(self.meta.get("score_mean", 0.0)) if normalize else 0.0
-        spread = float(self.meta.get("score_std", 1.0)) or 1.0
-        self.scale = spread if normalize else 1.0
+        self.scale = float(self.meta.get("score_std", 1.0)) if normalize else 1.0
 
     @torch.no_grad()
     def scores(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
