@@ -28,6 +28,8 @@ VALUE_BASED = ("DQN", "QRDQN")
 """SB3 algorithms that learn one Q-value per action from scratch (no use of the LM's prior)."""
 ACTOR_CRITIC = ("PPO", "A2C")
 """SB3 algorithms that take an ``ActorCriticPolicy`` such as `LMActorCriticPolicy`."""
+SAVE_LM_KIND = "save_lm"
+"""The kind in the ``.complete`` marker of a folder `save_lm` wrote (`textgen_env.storage.atomic_folder`)."""
 
 
 class TokenBagExtractor(BaseFeaturesExtractor):
@@ -199,12 +201,15 @@ def save_lm(
     *,
     tokenizer: PreTrainedTokenizerBase | None = None,
     value_head: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Save the LM of an SB3 model trained with `LMActorCriticPolicy` in Hugging Face format.
 
     Writes ``save_pretrained`` files of the LM and its tokenizer (`tokenizer`, else the policy's) to `folder` (load
     them with `textgen_env.load_model(folder)` or ``TextGenEnv(model=folder)``) and, with `value_head`, the value
-    head's state_dict as ``value_head.pt``. Returns the folder.
+    head's state_dict as ``value_head.pt``. Returns the folder. An existing `folder` that is not one `save_lm` wrote
+    (a user's folder, another kind of output) is refused with FileExistsError before anything is written, unless
+    `overwrite` is True.
     """
     policy = algorithm.policy
     if not isinstance(policy, LMActorCriticPolicy):
@@ -216,7 +221,8 @@ def save_lm(
             "the env's: save_lm(ppo, folder, tokenizer=env.get_attr('tokenizer')[0])"
         )
     folder = Path(folder)
-    with atomic_folder(folder, name="save_lm") as staging:  # a kill leaves the old folder or the new one
+    # a kill leaves the old folder or the new one; a folder save_lm did not write is refused before the block runs
+    with atomic_folder(folder, name=SAVE_LM_KIND, overwrite=overwrite) as staging:
         policy.lm.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         if value_head:

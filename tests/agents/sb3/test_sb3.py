@@ -236,6 +236,23 @@ def test_every_model_form_saves_and_loads_after_the_env_used_the_same_instance(t
         obs, *_ = env.step(expected)
 
 
+def test_save_lm_never_replaces_a_folder_it_did_not_write(sb3_env, tiny, tmp_path):
+    model, tokenizer = tiny
+    ppo = lm_ppo(sb3_env(2), tokenizer, model, n_steps=4, batch_size=8)
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match=r"got a folder it did not write, holding notes.txt, src.*--overwrite"):
+        save_lm(ppo, project)
+    assert (project / "notes.txt").read_text() == "my notes" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "project"
+    ]
+    save_lm(ppo, tmp_path / "lm")
+    save_lm(ppo, tmp_path / "lm")  # its own folder: replaced
+    save_lm(ppo, project, overwrite=True)  # deliberately
+    assert not (project / "notes.txt").exists() and load_model(project)[0] is not None
+
+
 # ------------------------------------------------------------------------------------------------- KL
 def test_env_kl_plus_entropy_bonus_equals_minus_kl(tiny):
     """E_{a~pi}[env reward] + ent_coef * H(pi) == -kl_coef * KL(pi || ref) for one state, with ent_coef = kl_coef."""
