@@ -155,3 +155,11 @@ def test_serve_announces_the_url_with_its_token(monkeypatch, board):
     serve(board, port=0, announce=lines.append)
     announced, (_, token) = lines
     assert f"/?token={token}" in announced and announced.startswith("feedback page on http://127.0.0.1:")
+
+
+def test_the_synthetic_user_answers_through_the_url_with_its_token(server, board):
+    from textgen_env.feedback import SyntheticUser
+
+    user = SyntheticUser("keyword", {"keywords": ["1"]})
+    assert user.answer_page(server.url, 4) == {"pair": 2, "rating": 2}  # its own httpx client, as notebook 07 does
+    assert board.stats()["answered"] == 4
