@@ -3,9 +3,11 @@ and DQN's replay buffer is stored as plain data, so its checkpoint loads with we
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +149,20 @@ def test_a_replay_episode_with_other_fields_is_refused(keyword_env, tmp_path):
     with pytest.raises(ValueError, match=r"Expected replay episode 1 to have the fields \[.*\], got \[.*'code'"):
         DQN.load(tmp_path / "run", keyword_env(4))
     json.dumps(state["extra"]["buffer"][0])  # the stored form is plain data
+
+
+def test_every_torch_load_in_the_package_is_restricted_to_weights():
+    """Item 1 of issue 23 for the whole package: no ``torch.load`` that could run a file's pickled code."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("agents", "textgen_env"):
+        for source in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                func = getattr(node, "func", None)
+                if isinstance(node, ast.Call) and isinstance(func, ast.Attribute) and func.attr == "load":
+                    owner = func.value
+                    if isinstance(owner, ast.Name) and owner.id == "torch":
+                        flags = [k.value for k in node.keywords if k.arg == "weights_only"]
+                        if not (flags and isinstance(flags[0], ast.Constant) and flags[0].value is True):
+                            offenders.append(f"{source.relative_to(root)}:{node.lineno}")
+    assert offenders == []
