@@ -14,6 +14,7 @@ import torch
 from agents import PPO
 from agents.app.cli import main
 from textgen_env import TextGenVectorEnv
+from textgen_env.storage import RunLock
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -171,3 +172,23 @@ def test_a_bug_keeps_its_traceback(tmp_path, tiny_model_dir, monkeypatch, bug):
     monkeypatch.setattr("agents.app.training.run_training", broken)
     with pytest.raises(type(bug)):
         main(_train_args(tiny_model_dir, str(tmp_path / "run")))
+
+
+@pytest.mark.parametrize("problem", ["held", "symlinked"], ids=str)
+def test_a_held_or_symlinked_run_lock_is_one_line_and_exit_code_2(tmp_path, tiny_model_dir, capsys, problem):
+    run = tmp_path / "run"
+    run.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's file\n")
+    argv = _train_args(tiny_model_dir, str(run))
+    if problem == "symlinked":
+        (run / ".lock").symlink_to(precious)
+        code = main(argv)
+        expected = "to be a regular file, got a symbolic link"
+    else:
+        with RunLock(run):
+            code = main(argv)
+        expected = "Expected no other run writing"
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("textgen-env: error: ") and expected in err
+    assert precious.read_text() == "the user's file\n"
