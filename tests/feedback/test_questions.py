@@ -164,6 +164,13 @@ def test_a_log_that_cannot_be_written_fails_at_start(tmp_path, make_path, reason
         QuestionBoard(path)
 
 
+def test_a_symlinked_log_fails_at_start(tmp_path):
+    (tmp_path / "elsewhere.txt").write_text("")
+    (tmp_path / "log.jsonl").symlink_to(tmp_path / "elsewhere.txt")
+    with pytest.raises(OSError, match=r"Expected the feedback log '.*log\.jsonl' to be a regular file, got a symbolic"):
+        QuestionBoard(tmp_path / "log.jsonl")
+
+
 def test_short_repr_cuts_what_a_client_sent():
     assert short_repr("x" * 10) == "'xxxxxxxxxx'"
     assert short_repr("x" * 1000).endswith("... (1002 characters)") and len(short_repr("x" * 1000)) < 90

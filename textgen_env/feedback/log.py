@@ -24,6 +24,7 @@ from typing import Any
 
 from textgen_env.rewards.human import Preference
 from textgen_env.rewards.jsonl import append_jsonl, read_records, warn_cut_lines
+from textgen_env.storage import open_regular_file
 
 __all__ = [
     "FeedbackLog",
@@ -95,22 +96,26 @@ def append_record(path: PathLike, record: dict[str, Any]) -> None:
 
 
 def open_log(path: PathLike) -> Path:
-    """Open (creating it and its folder if needed) the log at `path` for appending, and close it again: a log that
-    cannot be written fails here, naming the path and the reason, rather than at the first answer.
+    """Open (creating it and its folder if needed) the log at `path` for appending, as `append_record` will, and
+    close it again: a log that cannot be written fails here, naming the path and the reason, rather than at the
+    first answer.
 
     Raises:
-        OSError: the folder cannot be made, or the file cannot be opened for appending (a folder, no permission...).
+        OSError: the folder cannot be made, or the file cannot be opened for appending (a folder, a symbolic link,
+            no permission...).
     """
     path = Path(path)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
     try:
         try:
-            handle = os.open(path, flags, 0o644)
+            handle = open_regular_file(path, flags, "the feedback log")
         except FileNotFoundError:  # a folder to make first
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = os.open(path, flags, 0o644)
+            handle = open_regular_file(path, flags, "the feedback log")
         os.close(handle)
     except OSError as error:
+        if (error.strerror or "").startswith("Expected"):  # open_regular_file's own refusal says it all
+            raise
         message = f"Expected a feedback log that can be appended to, got {os.fspath(path)!r}: {error.strerror or error}"
         raise type(error)(message) from None
     return path

@@ -173,9 +173,10 @@ class FeedbackServer:
         if token is not None:
             limits["token"] = token
         self._socket = _bind(host, _check_port(port))
-        try:
+        try:  # a bad allowed host or a missing FastAPI must not leave the port bound
             self.port: int = self._socket.getsockname()[1]
             self.access = AccessPolicy.for_server(host, self.port, allowed_hosts, **limits)
+            app = create_app(board, self.access)
         except BaseException:
             self._socket.close()
             raise
@@ -187,7 +188,7 @@ class FeedbackServer:
                 stacklevel=2,
             )
         config = uvicorn.Config(
-            create_app(board, self.access),
+            app,
             log_level="warning",
             lifespan="off",
             http=_timed_protocol(request_timeout),
