@@ -46,7 +46,7 @@ def collect(model, tokenizer, log: Path, answers: int, max_new_tokens: int, seed
     started = time.perf_counter()
     with FeedbackServer(board) as server:
         counts = user.answer_page(server.url, answers)
-    return {**counts, "seconds": time.perf_counter() - started, "url": server.url}
+    return {**counts, "seconds": time.perf_counter() - started, "url": server.base_url}
 
 
 def held_out_pairs(model, tokenizer, n_pairs: int, max_new_tokens: int, seed: int) -> list[tuple[str, str, str]]:
