@@ -27,12 +27,12 @@ from agents.distributed import SINGLE_PROCESS, DistributedContext
 from agents.functional import selective_log_softmax
 from agents.kl_control import AdaptiveKLController, FixedKLController
 from agents.policy import LMPolicy
-from agents.rollout import Episode, Rollout, _new_record, _prompt_ids
+from agents.rollout import Episode, Rollout, RolloutBatch
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder
 
-__all__ = ["Agent", "Callback", "Episode", "Rollout"]
+__all__ = ["Agent", "Callback", "Episode", "Rollout", "RolloutBatch"]
 
 RANK_SEED_STRIDE = 1_000_000_007
 """Offset of each rank's seeds (env resets, sampling, minibatch order) from the previous rank's."""
@@ -93,7 +93,7 @@ class Agent(abc.ABC):
         if reference is None and config.lora_rank == 0:
             # the env's frozen model is the natural reference (no extra copy); else a copy taken now, before any
             # update or checkpoint load, so that it stays the initial policy
-            env_model = self.env.batch.loaded_model
+            env_model = self.env.loaded_model
             reference = env_model if env_model is not None and env_model is not model else copy.deepcopy(model)
         torch.manual_seed(config.seed)
         self.policy = LMPolicy(
@@ -133,7 +133,7 @@ class Agent(abc.ABC):
 
     # ------------------------------------------------------------------------------------------------ interface
     @abc.abstractmethod
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def update(self, rollout: RolloutBatch) -> dict[str, float]:
         """One learning step on a rollout; returns stats (namespaced keys, e.g. ``losses/policy``)."""
 
     def reset_seeds(self, round_index: int) -> list[int]:
@@ -143,8 +143,9 @@ class Agent(abc.ABC):
         return [base + i for i in range(self.env.num_envs)]
 
     # ------------------------------------------------------------------------------------------------ rollouts
-    def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> Rollout:
-        """Run the env until `num_episodes` episodes (rounded up to whole rounds of num_envs) have finished."""
+    def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> RolloutBatch:
+        """Run the env until `num_episodes` episodes (rounded up to whole rounds of num_envs) have finished; they
+        come back padded once, as the `RolloutBatch` that the update reads."""
         num_episodes = num_episodes or self.episodes_per_rank
         temperature = self.config.temperature if temperature is None else temperature
         episodes: list[Episode] = []
@@ -152,7 +153,7 @@ class Agent(abc.ABC):
         while len(episodes) < num_episodes:
             episodes.extend(self._collect_round(self.reset_seeds(round_index), temperature))
             round_index += 1
-        return Rollout(episodes)
+        return RolloutBatch.from_episodes(episodes, self.policy.tokenizer.pad_token_id)
 
     def sample_actions(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """(B,) actions from (B, V) policy logits (overridden by value-based agents)."""
@@ -245,11 +246,7 @@ class Agent(abc.ABC):
                 )
             self.iteration += 1
             scores, tokens, count = self.dist.sum(
-                [
-                    sum(e.score for e in rollout.episodes),
-                    sum(len(e.completion_ids) for e in rollout.episodes),
-                    len(rollout.episodes),
-                ]
+                [float(rollout.scores.sum()), rollout.num_tokens, len(rollout)]
             ).tolist()
             stats.update(
                 {
@@ -375,6 +372,16 @@ class Agent(abc.ABC):
         self.num_timesteps = state["num_timesteps"]
         self.history = list(state["history"])
         self.load_extra_state(state.get("extra", {}))
+
+
+def _new_record() -> dict[str, list]:
+    return {"actions": [], "rewards": [], "logprobs": [], "values": []}
+
+
+def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:
+    """The unpadded prompt tokens of `slots` in a token observation."""
+    ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
+    return [ids[i][mask[i]].tolist() for i in slots]
 
 
 def _as_vector_env(env: Any) -> TextGenVectorEnv:

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.base import Agent, Rollout
+from agents.base import Agent
 from agents.config import DQNConfig
 from agents.functional import masked_mean
-from agents.rollout import Episode
+from agents.rollout import Episode, RolloutBatch
 
 __all__ = ["DQN"]
 
@@ -50,20 +50,19 @@ class DQN(Agent):
         random_actions = torch.randint(0, logits.shape[1], actions.shape, generator=self.generator)
         return torch.where(explore, random_actions, actions)
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config: DQNConfig = self.config  # type: ignore[assignment]
-        self.buffer.extend(rollout.episodes)
+        self.buffer.extend(rollout.to_episodes())  # replayed across iterations: kept as plain lists
         if len(self.buffer) < max(config.learning_starts, config.minibatch_size):
             return {"losses/td": 0.0, "train/buffer_episodes": float(len(self.buffer))}
-        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
-        replay = Rollout(list(self.buffer))
+        device = self.policy.device
+        replay = RolloutBatch.from_episodes(list(self.buffer), self.policy.tokenizer.pad_token_id)
         losses, q_means = [], []
         for _ in range(config.gradient_steps):
-            rows = self.np_random.choice(len(replay.episodes), size=config.minibatch_size, replace=False)
-            batch = replay.batch(rows, pad, device)
-            t = batch.completion_mask.shape[1]
+            rows = self.np_random.choice(len(replay), size=config.minibatch_size, replace=False)
+            batch = replay.select(rows).to(device)
             mask = batch.completion_mask
-            rewards = replay.padded("rewards", rows, t).to(device)  # (B, T)
+            rewards = batch.rewards  # (B, T)
             q_all = self.policy.score(batch).logits  # (B, T, V): Q(s_t, .)
             q_taken = q_all.gather(2, batch.actions[:, :, None]).squeeze(2)  # (B, T)
             with torch.no_grad():

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from agents.functional import selective_log_softmax
-from agents.policy import EpisodeTensors, LMPolicy
+from agents.policy import LMPolicy
+from agents.rollout import RolloutBatch
 
 __all__ = ["EditPPO", "EditPPOConfig", "EditReinforce", "EditReinforceConfig", "candidate_logits"]
 
@@ -70,7 +71,7 @@ def candidate_logits(
             rows.append((n, int(i)))
             prompts.append(list(prefix) + text + list(separator))
             results.append(_unpadded(obs["candidate_ids"][n, i], obs["candidate_mask"][n, i]))
-    batch = EpisodeTensors.from_token_lists(prompts, results, tokenizer.pad_token_id, device=policy.device)
+    batch = RolloutBatch.from_token_lists(prompts, results, tokenizer.pad_token_id).to(policy.device)
     with torch.set_grad_enabled(grad):
         logits = policy.score(batch).logits  # (R, T, V)
         token_logprobs = selective_log_softmax(logits, batch.actions)  # (R, T)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.base import Agent, Episode, Rollout
+from agents.base import Agent
 from agents.config import GRPOConfig
 from agents.functional import (
     clipped_policy_loss,
@@ -26,11 +26,12 @@ from agents.functional import (
     masked_mean,
     selective_log_softmax,
 )
+from agents.rollout import RolloutBatch
 
 __all__ = ["GRPO", "group_ids"]
 
 
-def group_ids(episodes: list[Episode], group_size: int) -> torch.Tensor:
+def group_ids(slots: torch.Tensor, turns: torch.Tensor, group_size: int) -> torch.Tensor:
     """(N,) int64 group of each episode: the same collection round, slot group (``slot // group_size``) and turn.
 
     `Agent.collect` lists each round's episodes in (slot, turn) order, so a round starts where that order restarts:
@@ -39,11 +40,11 @@ def group_ids(episodes: list[Episode], group_size: int) -> torch.Tensor:
     """
     keys: list[tuple[int, int, int]] = []
     round_index, previous = 0, None
-    for episode in episodes:
-        if previous is not None and (episode.slot, episode.turn) <= previous:
+    for slot, turn in zip(slots.tolist(), turns.tolist()):
+        if previous is not None and (slot, turn) <= previous:
             round_index += 1
-        previous = (episode.slot, episode.turn)
-        keys.append((round_index, episode.slot // group_size, episode.turn))
+        previous = (slot, turn)
+        keys.append((round_index, slot // group_size, turn))
     numbers = {key: i for i, key in enumerate(dict.fromkeys(keys))}  # in order of first appearance
     return torch.tensor([numbers[key] for key in keys], dtype=torch.int64)
 
@@ -70,27 +71,25 @@ class GRPO(Agent):
         size = self.config.group_size
         return [seeds[i - i % size] for i in range(len(seeds))]
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config: GRPOConfig = self.config  # type: ignore[assignment]
-        n = len(rollout.episodes)
-        scores = torch.tensor([e.score for e in rollout.episodes])
-        groups = group_ids(rollout.episodes, config.group_size)
-        advantages = grouped_relative_advantages(scores, groups, normalize_std=config.scale_rewards)
-        width = max(len(e.completion_ids) for e in rollout.episodes)
-        old_logprobs = rollout.padded("logprobs", range(n), width)
-        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
+        n = len(rollout)
+        rollout.group_ids = group_ids(rollout.slots, rollout.turns, config.group_size)
+        advantages = grouped_relative_advantages(  # (N,): one per completion, shared by its tokens
+            rollout.scores.float(), rollout.group_ids, normalize_std=config.scale_rewards
+        )
+        rollout.advantages = advantages[:, None].expand_as(rollout.logprobs)
+        device = self.policy.device
         beta = self.kl_controller.value
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
-                batch = rollout.batch(rows, pad, device)
-                t = batch.completion_mask.shape[1]
+                batch = rollout.select(rows).to(device)
                 m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
-                token_advantages = advantages[rows].to(device)[:, None].expand(-1, t)
                 policy_loss, policy_stats = clipped_policy_loss(
-                    logp, old_logprobs[rows, :t].to(device), token_advantages, m, config.clip_range
+                    logp, batch.logprobs, batch.advantages, m, config.clip_range
                 )
                 loss = policy_loss
                 if beta > 0:
@@ -111,7 +110,7 @@ class GRPO(Agent):
                     totals.setdefault(key, []).append(value)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         if "rollout/kl_per_token" in stats:  # measured only when the KL term is on
-            tokens = sum(len(e.completion_ids) for e in rollout.episodes)
+            tokens = rollout.num_tokens
             mean_tokens = self.dist.mean(tokens, n)
             if self.dist.enabled:  # over the ranks, weighted by their tokens (one process: its own value, exactly)
                 stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)

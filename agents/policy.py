@@ -14,53 +14,17 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from agents.functional import exact_kl_from_logits, selective_log_softmax
+from agents.rollout import RolloutBatch
+from agents.sampling import sample_tokens
 from textgen_env.kv import SlotKVCache
 
-__all__ = ["EpisodeTensors", "LMPolicy", "PolicyOutput"]
-
-
-@dataclass
-class EpisodeTensors:
-    """Padded tensors of B episodes: prompt (left-padded) then completion (right-padded) in one row."""
-
-    input_ids: torch.Tensor
-    """(B, P + T) token ids."""
-    attention_mask: torch.Tensor
-    """(B, P + T) 1 on real tokens."""
-    completion_mask: torch.Tensor
-    """(B, T) 1 on real completion tokens (the actions)."""
-    prompt_length: int
-    """P, the padded prompt width."""
-
-    @property
-    def actions(self) -> torch.Tensor:
-        """(B, T) the completion tokens (padding where completion_mask is 0)."""
-        return self.input_ids[:, self.prompt_length :]
-
-    @classmethod
-    def from_token_lists(
-        cls, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_token_id: int, device=None
-    ) -> EpisodeTensors:
-        """Lay out prompts and completions (lists of token ids) as one padded batch."""
-        width_p = max(len(p) for p in prompts)
-        width_t = max(max(len(c) for c in completions), 1)
-        batch = len(prompts)
-        input_ids = torch.full((batch, width_p + width_t), pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((batch, width_p + width_t), dtype=torch.long)
-        for row, (prompt, completion) in enumerate(zip(prompts, completions)):
-            input_ids[row, width_p - len(prompt) : width_p] = torch.as_tensor(list(prompt))
-            attention_mask[row, width_p - len(prompt) : width_p] = 1
-            if completion:
-                input_ids[row, width_p : width_p + len(completion)] = torch.as_tensor(list(completion))
-                attention_mask[row, width_p : width_p + len(completion)] = 1
-        completion_mask = attention_mask[:, width_p:].clone()
-        return cls(
-            input_ids.to(device), attention_mask.to(device), completion_mask.to(device).bool(), prompt_length=width_p
-        )
+__all__ = ["LMPolicy", "PolicyOutput"]
 
 
 @dataclass
@@ -169,20 +133,22 @@ class LMPolicy(nn.Module):
 
     # -------------------------------------------------------------------------------------------------- updates
     def score(
-        self, batch: EpisodeTensors, *, model: PreTrainedModel | None = None, temperature: float = 1.0
+        self, batch: RolloutBatch, *, model: PreTrainedModel | None = None, temperature: float = 1.0
     ) -> PolicyOutput:
         """One forward over whole episodes: logits at the completion positions and the values of their states.
 
         The logits are divided by `temperature`, so that they are those of the policy that samples at it.
         """
         model = model or self.model
-        width_t = batch.input_ids.shape[1] - batch.prompt_length
-        positions = (batch.attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        input_ids = batch.input_ids.to(self.device)  # (B, P + T)
+        attention_mask = batch.attention_mask.to(self.device)
+        width_t = input_ids.shape[1] - batch.prompt_length
+        positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         want_hidden = self.value_head is not None and model is self.model
         with self.autocast():  # no weight cache: each forward casts the current float32 weights
             outputs = model(
-                input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 position_ids=positions,
                 logits_to_keep=width_t + 1,
                 output_hidden_states=want_hidden,
@@ -198,7 +164,7 @@ class LMPolicy(nn.Module):
         return PolicyOutput(logits=logits, values=values)
 
     @torch.no_grad()
-    def reference_logits(self, batch: EpisodeTensors, *, temperature: float = 1.0) -> torch.Tensor:
+    def reference_logits(self, batch: RolloutBatch, *, temperature: float = 1.0) -> torch.Tensor:
         """(B, T, V) logits of the frozen reference at the completion positions, divided by `temperature`."""
         if self.lora_rank > 0:
             with self.model.disable_adapter():
@@ -208,10 +174,38 @@ class LMPolicy(nn.Module):
         return self.score(batch, model=self._reference[0], temperature=temperature).logits
 
     @torch.no_grad()
+    def score_reference(self, batch: RolloutBatch, *, temperature: float, chunk_size: int) -> None:
+        """Fill ``batch.reference_logprobs`` and ``batch.kl``, and rescore ``batch.logprobs`` and ``batch.values``.
+
+        One no-grad pass of the policy and the reference at `temperature`, `chunk_size` rows per forward: log
+        ref(a_t|s_t) of the chosen tokens and the exact per-token KL(pi(.|s_t) || ref(.|s_t)), which needs the
+        policy's whole distribution, so the policy runs here too; its log-probs and values from this same forward
+        replace the rollout's. They are the same policy's numbers, but the KV-cached rollout and a whole-sequence
+        forward differ by float rounding, and the k1 term log pi - log ref must be exactly 0 where the policy is the
+        reference: whitened advantages amplify a 1e-7 residue into a push away from it
+        (``tests/agents/test_kl_penalty.py::test_policy_at_the_reference_does_not_move``). All (N, T) on the CPU,
+        0 on padding.
+        """
+        n, width = len(batch), batch.completion_mask.shape[1]
+        out = {name: torch.zeros((n, width)) for name in ("logprobs", "values", "reference_logprobs", "kl")}
+        for start in range(0, n, chunk_size):
+            rows = np.arange(start, min(n, start + chunk_size))
+            part = batch.select(rows)
+            t = part.completion_mask.shape[1]
+            actions = part.actions.to(self.device)
+            scored = self.score(part, temperature=temperature)  # (B, t, V) logits, (B, t) values
+            ref_logits = self.reference_logits(part, temperature=temperature)  # (B, t, V)
+            out["logprobs"][rows, :t] = selective_log_softmax(scored.logits, actions).cpu()
+            if scored.values is not None:
+                out["values"][rows, :t] = scored.values.float().cpu()
+            out["reference_logprobs"][rows, :t] = selective_log_softmax(ref_logits, actions).cpu()
+            out["kl"][rows, :t] = exact_kl_from_logits(scored.logits, ref_logits).cpu()
+        for name, value in out.items():
+            setattr(batch, name, value * batch.completion_mask)
+
+    @torch.no_grad()
     def act(self, obs: dict, deterministic: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Actions for token observations (one or a batch), by a plain forward over the unpadded texts."""
-        from agents.sampling import sample_tokens
-
         ids = torch.as_tensor(obs["input_ids"]).reshape(-1, obs["input_ids"].shape[-1]).to(self.device)
         mask = torch.as_tensor(obs["attention_mask"]).reshape(ids.shape).long().to(self.device)
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)

@@ -1,13 +1,16 @@
 """PPO for language models: GAE over tokens, clipped objective, value head on the trunk, KL penalty in the reward.
 
-Each iteration: (1) roll out episodes with the KV cache; (2) one no-grad pass over the episodes (at the sampling
-temperature) gives the old log-probs, the values, the reference's log-probs of the chosen tokens and the exact KL
-at every token; (3) rewards are the env's per-token rewards minus ``kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))``
-(the sampled k1 term, as in Ziegler et al. 2019 and TRL: it depends on the action, so its policy gradient is that
-of -kl_coef * KL(pi || ref) and pulls the policy toward the reference), advantages come from GAE and are whitened
-with the task reward they sit in; (4) `epochs` passes of clipped policy and value updates over shuffled minibatches,
-each scored in one forward; (5) the exact KL, summed per episode, is what is logged and what the adaptive
-controller steers toward ``kl_target``.
+Each iteration: (1) roll out episodes with the KV cache, recording the behaviour log-probs and the values of every
+state (without a KL term these are the "old" numbers of the update: nothing is scored twice); (2) with a KL term,
+one no-grad pass over the episodes (at the sampling temperature) gives the reference's log-probs of the chosen
+tokens, the exact KL at every token and, from the same forward, the policy's log-probs and values
+(`LMPolicy.score_reference` says why they are rescored); (3) rewards are the
+env's per-token rewards minus ``kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))`` (the sampled k1 term, as in
+Ziegler et al. 2019 and TRL: it depends on the action, so its policy gradient is that of -kl_coef * KL(pi || ref)
+and pulls the policy toward the reference), advantages come from GAE and are whitened with the task reward they sit
+in; (4) `epochs` passes of clipped policy and value updates over shuffled minibatches, each scored in one forward;
+(5) the exact KL, summed per episode, is what is logged and what the adaptive controller steers toward
+``kl_target``.
 
 Why not the exact KL in the reward: KL(pi(.|s_t) || ref(.|s_t)) is the same for every action of a state, so in
 ``E[A_t grad log pi(a_t|s_t)]`` it cancels, and the policy drifts as if there were no penalty.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import Agent, Rollout
+from agents.base import Agent
 from agents.config import PPOConfig
 from agents.functional import (
     clipped_policy_loss,
@@ -29,7 +32,7 @@ from agents.functional import (
     masked_sum,
     selective_log_softmax,
 )
-from agents.scoring import score_rollout
+from agents.rollout import RolloutBatch
 
 __all__ = ["PPO"]
 
@@ -41,39 +44,33 @@ class PPO(Agent):
     uses_value_head = True
     name = "ppo"
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config: PPOConfig = self.config  # type: ignore[assignment]
-        n = len(rollout.episodes)
+        n = len(rollout)
+        mask = rollout.completion_mask
         need_kl = self.kl_controller.value > 0 or config.kl_target is not None
-        old = score_rollout(self, rollout, need_kl=need_kl)
-        mask = old["mask"]
-        width = mask.shape[1]
-        env_rewards = rollout.padded("rewards", range(n), width)
-        rewards = kl_penalized_rewards(
-            env_rewards, old["logprobs"], old["ref_logprobs"], mask, self.kl_controller.value
-        )
-        advantages, returns = gae_advantages(rewards, old["values"], mask, config.gamma, config.lam)
-        if config.whiten_advantages:
-            advantages = self.dist.masked_whiten(advantages, mask)  # statistics of every rank's tokens
-        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
+        if need_kl:
+            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
+            rewards = kl_penalized_rewards(
+                rollout.rewards, rollout.logprobs, rollout.reference_logprobs, mask, self.kl_controller.value
+            )
+        else:
+            rewards = rollout.rewards
+        rollout.advantages, rollout.returns = gae_advantages(rewards, rollout.values, mask, config.gamma, config.lam)
+        if config.whiten_advantages:  # statistics of every rank's tokens
+            rollout.advantages = self.dist.masked_whiten(rollout.advantages, mask)
+        device = self.policy.device
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
-                batch = rollout.batch(rows, pad, device)
-                t = batch.completion_mask.shape[1]
-                m = mask[rows, :t].to(device)
+                batch = rollout.select(rows).to(device)
+                m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 policy_loss, policy_stats = clipped_policy_loss(
-                    logp, old["logprobs"][rows, :t].to(device), advantages[rows, :t].to(device), m, config.clip_range
+                    logp, batch.logprobs, batch.advantages, m, config.clip_range
                 )
-                value_loss = clipped_value_loss(
-                    scored.values,
-                    old["values"][rows, :t].to(device),
-                    returns[rows, :t].to(device),
-                    m,
-                    config.clip_range_value,
-                )
+                value_loss = clipped_value_loss(scored.values, batch.values, batch.returns, m, config.clip_range_value)
                 entropy = masked_mean(entropy_from_logits(scored.logits), m)
                 loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
                 grad_norm = self.optimizer_step(loss, weight=m.sum())
@@ -86,10 +83,10 @@ class PPO(Agent):
                     ("losses/grad_norm", grad_norm),
                 ):
                     totals.setdefault(key, []).append(value)
-        kl_per_episode = self.dist.mean(float(masked_sum(old["kl"], mask)), n)  # over every rank's episodes
-        self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            kl_per_episode = self.dist.mean(float(masked_sum(rollout.kl, mask)), n)  # over every rank's episodes
+            self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
             stats["rollout/kl"] = kl_per_episode
-        stats["rollout/env_reward"] = self.dist.mean(float(env_rewards.sum()), n)
+        stats["rollout/env_reward"] = self.dist.mean(float(rollout.rewards.sum()), n)
         return stats

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.base import Agent, Rollout
+from agents.base import Agent
 from agents.config import REINFORCEConfig
 from agents.functional import (
     discounted_returns,
@@ -20,7 +20,7 @@ from agents.functional import (
     masked_sum,
     selective_log_softmax,
 )
-from agents.scoring import score_rollout
+from agents.rollout import RolloutBatch
 
 __all__ = ["REINFORCE"]
 
@@ -40,25 +40,20 @@ class REINFORCE(Agent):
     def uses_value_head(self) -> bool:  # type: ignore[override]
         return self.config.baseline == "value"
 
-    def update(self, rollout: Rollout) -> dict[str, float]:
+    def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config: REINFORCEConfig = self.config  # type: ignore[assignment]
-        n = len(rollout.episodes)
+        n = len(rollout)
         need_kl = self.kl_controller.value > 0 or config.kl_target is not None
-        width = max(len(e.completion_ids) for e in rollout.episodes)
-        env_rewards = rollout.padded("rewards", range(n), width)
-        mask = env_rewards.new_zeros(env_rewards.shape, dtype=bool)
-        for i, episode in enumerate(rollout.episodes):
-            mask[i, : len(episode.completion_ids)] = True
+        mask = rollout.completion_mask
         if need_kl:
-            old = score_rollout(self, rollout, need_kl=True)
-            kl = old["kl"]
+            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
             rewards = kl_penalized_rewards(
-                env_rewards, old["logprobs"], old["ref_logprobs"], mask, self.kl_controller.value
+                rollout.rewards, rollout.logprobs, rollout.reference_logprobs, mask, self.kl_controller.value
             )
         else:
-            kl, rewards = env_rewards.new_zeros(env_rewards.shape), env_rewards
-        returns = discounted_returns(rewards, mask, config.gamma)
-        pad, device = self.policy.tokenizer.pad_token_id, self.policy.device
+            rewards = rollout.rewards
+        returns = rollout.returns = discounted_returns(rewards, mask, config.gamma)
+        device = self.policy.device
         totals: dict[str, list[float]] = {}
         episode_returns = (  # over every rank's episodes
             self.dist.mean(float(returns[:, 0].sum()), n) if self.dist.enabled else float(returns[:, 0].mean())
@@ -66,10 +61,8 @@ class REINFORCE(Agent):
         baseline = self.baseline if self._baseline_ready else episode_returns
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
-                batch = rollout.batch(rows, pad, device)
-                t = batch.completion_mask.shape[1]
-                m = mask[rows, :t].to(device)
-                g = returns[rows, :t].to(device)
+                batch = rollout.select(rows).to(device)
+                m, g = batch.completion_mask, batch.returns
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 loss_terms = {}
@@ -90,11 +83,11 @@ class REINFORCE(Agent):
             self.baseline = config.baseline_momentum * self.baseline + (1 - config.baseline_momentum) * episode_returns
         else:
             self.baseline, self._baseline_ready = episode_returns, True
-        kl_per_episode = self.dist.mean(float(masked_sum(kl, mask)), n)
-        self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         stats["train/baseline"] = self.baseline
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            kl_per_episode = self.dist.mean(float(masked_sum(rollout.kl, mask)), n)
+            self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
             stats["rollout/kl"] = kl_per_episode
         return stats
 

@@ -1,21 +1,26 @@
-"""The rollout every algorithm reads: finished episodes as the agent saw them, padded into tensors on demand."""
+"""`RolloutBatch`: the one container of an iteration's episodes, padded once, from collection to the last loss.
+
+Collection records each slot's tokens as an `Episode` (plain lists, one per finished episode or reply); the agent
+then pads them once into a `RolloutBatch`, and everything after (the reference pass, KL terms, advantages, returns,
+minibatches, losses, the distributed reduction, evaluation) reads and fills that one object. A minibatch is
+`RolloutBatch.select(rows)`: the same tensors for those rows, trimmed to the rows' own prompt and completion widths,
+so a forward over a minibatch sees exactly the tokens (and padding) it would see if the rows had been padded alone.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
 
-from agents.policy import EpisodeTensors
-
-__all__ = ["Episode", "Rollout"]
+__all__ = ["Episode", "Rollout", "RolloutBatch"]
 
 
 @dataclass
 class Episode:
-    """One finished episode as the agent saw it."""
+    """One finished episode (or conversation reply) as the agent collected it: plain lists, before padding."""
 
     prompt: str
     completion: str
@@ -38,32 +43,190 @@ class Episode:
         return float(sum(self.rewards))
 
 
+_PER_ROW = ("scores", "slots", "turns", "group_ids", "prompt_lengths")  # (N,) tensors
+_PER_TOKEN = ("completion_mask", "logprobs", "values", "rewards", "reference_logprobs", "kl", "advantages", "returns")
+
+
 @dataclass
-class Rollout:
-    """The episodes of one iteration."""
+class RolloutBatch:
+    """N episodes as padded tensors: each row is a left-padded prompt followed by a right-padded completion, so the
+    logits that predict completion token t sit at the same column for every row.
 
-    episodes: list[Episode]
+    The collected fields are set by `from_episodes`; the ones below ``reference_logprobs`` start as None and are
+    filled by the update that needs them (`agents.policy.LMPolicy.score_reference`, the algorithms' advantages).
+    Per-token tensors are (N, T) float32 on the CPU, 0 on padding; per-row tensors are (N,).
+    """
 
-    def batch(self, indices: list[int] | np.ndarray, pad_token_id: int, device: torch.device) -> EpisodeTensors:
-        chosen = [self.episodes[i] for i in indices]
-        return EpisodeTensors.from_token_lists(
-            [e.prompt_ids for e in chosen], [e.completion_ids for e in chosen], pad_token_id, device
+    input_ids: torch.Tensor
+    """(N, P + T) int64 token ids: prompt then completion."""
+    attention_mask: torch.Tensor
+    """(N, P + T) int64, 1 on real tokens."""
+    prompt_length: int
+    """P, the padded prompt width."""
+    completion_mask: torch.Tensor
+    """(N, T) bool, True on the tokens the policy chose (the actions); env-inserted tokens are never here."""
+    logprobs: torch.Tensor
+    """(N, T) log pi(a_t|s_t) of the chosen tokens under the rollout (behaviour) policy, at its temperature."""
+    values: torch.Tensor
+    """(N, T) value estimates of the states before each token (zeros without a value head)."""
+    rewards: torch.Tensor
+    """(N, T) the env's reward for each token."""
+    scores: torch.Tensor
+    """(N,) float64 each episode's return from the env (its rewards summed in float64)."""
+    slots: torch.Tensor
+    """(N,) int64 the vector env slot of each episode."""
+    turns: torch.Tensor
+    """(N,) int64 the reply's index in its conversation (0 for TextGen-v0)."""
+    prompt_lengths: torch.Tensor
+    """(N,) int64 real prompt tokens of each row."""
+    prompts: list[str]
+    """The prompt text of each row (the conversation so far for a reply)."""
+    completions: list[str]
+    """The completion text of each row."""
+    reference_logprobs: torch.Tensor | None = None
+    """(N, T) log ref(a_t|s_t) of the chosen tokens under the frozen reference."""
+    kl: torch.Tensor | None = None
+    """(N, T) exact per-token KL(pi(.|s_t) || ref(.|s_t)) of the rollout policy."""
+    advantages: torch.Tensor | None = None
+    """(N, T) the algorithm's advantages."""
+    returns: torch.Tensor | None = None
+    """(N, T) the algorithm's return targets."""
+    group_ids: torch.Tensor | None = None
+    """(N,) int64 GRPO's group of each row."""
+
+    # ----------------------------------------------------------------------------------------------- building
+    @classmethod
+    def from_episodes(cls, episodes: Sequence[Episode], pad_token_id: int) -> RolloutBatch:
+        """Pad `episodes` once (see the class docstring)."""
+        if not episodes:
+            raise ValueError("Expected at least one episode to pad, got none")
+        batch = cls.from_token_lists(
+            [e.prompt_ids for e in episodes],
+            [e.completion_ids for e in episodes],
+            pad_token_id,
+            prompts=[e.prompt for e in episodes],
+            completions=[e.completion for e in episodes],
+        )
+        for name in ("logprobs", "values", "rewards"):
+            target = getattr(batch, name)
+            for row, episode in enumerate(episodes):
+                values = getattr(episode, name)
+                target[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
+        batch.scores = torch.tensor([e.score for e in episodes], dtype=torch.float64)
+        batch.slots = torch.tensor([e.slot for e in episodes], dtype=torch.int64)
+        batch.turns = torch.tensor([e.turn for e in episodes], dtype=torch.int64)
+        return batch
+
+    @classmethod
+    def from_token_lists(
+        cls,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        pad_token_id: int,
+        *,
+        prompts: list[str] | None = None,
+        completions: list[str] | None = None,
+    ) -> RolloutBatch:
+        """Lay out token-id lists as a batch with zero logprobs, values and rewards (for scoring given texts)."""
+        width_p = max(len(p) for p in prompt_ids)
+        width_t = max(max(len(c) for c in completion_ids), 1)
+        n = len(prompt_ids)
+        input_ids = torch.full((n, width_p + width_t), pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((n, width_p + width_t), dtype=torch.long)
+        for row, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids)):
+            input_ids[row, width_p - len(prompt) : width_p] = torch.as_tensor(list(prompt))
+            attention_mask[row, width_p - len(prompt) : width_p] = 1
+            if completion:
+                input_ids[row, width_p : width_p + len(completion)] = torch.as_tensor(list(completion))
+                attention_mask[row, width_p : width_p + len(completion)] = 1
+        zeros = torch.zeros((n, width_t), dtype=torch.float32)
+        return cls(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            prompt_length=width_p,
+            completion_mask=attention_mask[:, width_p:].bool(),
+            logprobs=zeros,
+            values=zeros.clone(),
+            rewards=zeros.clone(),
+            scores=torch.zeros(n, dtype=torch.float64),
+            slots=torch.zeros(n, dtype=torch.int64),
+            turns=torch.zeros(n, dtype=torch.int64),
+            prompt_lengths=torch.tensor([len(p) for p in prompt_ids], dtype=torch.int64),
+            prompts=prompts if prompts is not None else [""] * n,
+            completions=completions if completions is not None else [""] * n,
         )
 
-    def padded(self, name: str, indices: list[int] | np.ndarray, width: int) -> torch.Tensor:
-        """(len(indices), width) float32 tensor of a per-token list attribute, zero-padded."""
-        out = torch.zeros((len(indices), width), dtype=torch.float32)
-        for row, i in enumerate(indices):
-            values = getattr(self.episodes[i], name)
-            out[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
+    # ------------------------------------------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def actions(self) -> torch.Tensor:
+        """(N, T) the completion tokens (padding where completion_mask is False)."""
+        return self.input_ids[:, self.prompt_length :]
+
+    @property
+    def completion_lengths(self) -> torch.Tensor:
+        """(N,) int64 tokens the policy chose in each row."""
+        return self.completion_mask.sum(dim=1)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the policy chose in the whole batch."""
+        return int(self.completion_mask.sum())
+
+    def to_episodes(self) -> list[Episode]:
+        """The rows back as `Episode` lists (the inverse of `from_episodes`): for replay buffers and for joining
+        batches (``RolloutBatch.from_episodes(a.to_episodes() + b.to_episodes(), pad)``)."""
+        out = []
+        for row in range(len(self)):
+            p, t = int(self.prompt_lengths[row]), int(self.completion_lengths[row])
+            out.append(
+                Episode(
+                    prompt=self.prompts[row],
+                    completion=self.completions[row],
+                    prompt_ids=self.input_ids[row, self.prompt_length - p : self.prompt_length].tolist(),
+                    completion_ids=self.actions[row, :t].tolist(),
+                    rewards=self.rewards[row, :t].tolist(),
+                    logprobs=self.logprobs[row, :t].tolist(),
+                    values=self.values[row, :t].tolist(),
+                    slot=int(self.slots[row]),
+                    turn=int(self.turns[row]),
+                )
+            )
         return out
 
+    def select(self, rows: Sequence[int] | np.ndarray | torch.Tensor) -> RolloutBatch:
+        """The batch of `rows`, trimmed to their widest prompt and completion (a minibatch view: no re-padding)."""
+        index = torch.as_tensor(np.asarray(rows), dtype=torch.int64)
+        width_p = int(self.prompt_lengths[index].max())
+        width_t = max(int(self.completion_lengths[index].max()), 1)
+        start, stop = self.prompt_length - width_p, self.prompt_length + width_t
+        chosen = index.tolist()
+        updates: dict[str, object] = {
+            "input_ids": self.input_ids[index, start:stop],
+            "attention_mask": self.attention_mask[index, start:stop],
+            "prompt_length": width_p,
+            "prompts": [self.prompts[i] for i in chosen],
+            "completions": [self.completions[i] for i in chosen],
+        }
+        for name in _PER_TOKEN:
+            value = getattr(self, name)
+            updates[name] = None if value is None else value[index, :width_t]
+        for name in _PER_ROW:
+            value = getattr(self, name)
+            updates[name] = None if value is None else value[index]
+        return replace(self, **updates)
 
-def _new_record() -> dict[str, list]:
-    return {"actions": [], "rewards": [], "logprobs": [], "values": []}
+    def to(self, device: torch.device | str) -> RolloutBatch:
+        """The batch with every tensor on `device`."""
+        updates = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return replace(self, **updates)
 
 
-def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:
-    """The unpadded prompt tokens of `slots` in a token observation."""
-    ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
-    return [ids[i][mask[i]].tolist() for i in slots]
+Rollout = RolloutBatch
+"""The name of 0.1 (then a list of episodes); one container now."""

@@ -41,12 +41,12 @@ def _env(model, tokenizer, batch: int, tokens: int) -> TextGenVectorEnv:
 def _rollout_rate(agent: PPO, batch: int) -> tuple[float, object]:
     start = time.perf_counter()
     rollout = agent.collect(batch)
-    tokens = sum(len(e.completion_ids) for e in rollout.episodes)
+    tokens = rollout.num_tokens
     return tokens / (time.perf_counter() - start), rollout
 
 
 def _update_ratio(agent: PPO, rollout) -> float:
-    n = len(rollout.episodes)
+    n = len(rollout)
     start = time.perf_counter()
     agent.update(rollout)
     update_time = time.perf_counter() - start
@@ -54,7 +54,7 @@ def _update_ratio(agent: PPO, rollout) -> float:
     start = time.perf_counter()
     for _ in range(agent.config.epochs):
         for rows in agent.minibatches(n):
-            batch = rollout.batch(rows, agent.policy.tokenizer.pad_token_id, agent.policy.device)
+            batch = rollout.select(rows).to(agent.policy.device)
             labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)  # a plain LM training step
             loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels).loss
             loss.backward()

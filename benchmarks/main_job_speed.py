@@ -45,7 +45,7 @@ def _iteration(agent: GRPO) -> tuple[float, float, int]:
     collected = time.perf_counter()
     agent.update(rollout)
     agent.iteration += 1
-    tokens = sum(len(e.completion_ids) for e in rollout.episodes)
+    tokens = rollout.num_tokens
     return collected - start, time.perf_counter() - collected, tokens
 
 

@@ -62,6 +62,18 @@ class TextGenVectorEnv(VectorEnv):
         """The env's own model (loaded on first access in modes that do not need it)."""
         return self.batch.model
 
+    @property
+    def loaded_model(self) -> Any:
+        """The env's own model if it is already in memory, else None (never loads it).
+
+        An agent uses it as its frozen KL reference when it is there, instead of holding a second copy.
+        """
+        return self.batch.loaded_model
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """The token ids an episode started from `text` begins with (the env's tokenization and prompt trimming)."""
+        return self.batch.prompt_token_ids(text)
+
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:

@@ -192,7 +192,7 @@ def _needed_bytes(agent: Agent) -> int:
 
 def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
     if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
-        model = env.batch.loaded_model if env.batch.loaded_model is not None else settings.model
+        model = env.loaded_model if env.loaded_model is not None else settings.model
         eval_env = dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
         return evaluate_dialogue(agent, eval_env, rounds=settings.eval_samples_per_prompt, seed=settings.seed)
     return evaluate(

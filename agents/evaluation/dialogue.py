@@ -16,8 +16,7 @@ from agents.base import Agent
 from agents.evaluation.statistics import mean_with_error, paired_difference
 from agents.evaluation.textgen import EvalResult, distinct_n, gain_summary
 from agents.functional import masked_sum
-from agents.rollout import Rollout
-from agents.scoring import score_rollout
+from agents.rollout import RolloutBatch
 
 __all__ = ["evaluate_dialogue", "gain_by_scenario", "rescore_dialogue_model"]
 
@@ -39,20 +38,23 @@ def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> E
             for round_index in range(rounds):
                 seeds = [seed * 1_000_003 + round_index * env.num_envs + i for i in range(env.num_envs)]
                 episodes = agent._collect_round(seeds, agent.config.temperature)
-                scored = score_rollout(agent, Rollout(episodes), need_kl=True)
-                episode_kl = masked_sum(scored["kl"], scored["mask"], dim=1).tolist()
+                batch = RolloutBatch.from_episodes(episodes, agent.policy.tokenizer.pad_token_id)
+                agent.policy.score_reference(
+                    batch, temperature=agent.config.temperature, chunk_size=agent.config.minibatch_size
+                )
+                episode_kl = masked_sum(batch.kl, batch.completion_mask, dim=1).tolist()
                 cursor = 0
                 for slot in range(env.num_envs):
-                    count = int(env.batch.turns[slot])
-                    marks = env.batch.feedbacks[slot]
+                    state = env.conversation(slot)
+                    count, marks = state.replies, list(state.ratings)
                     ratings.append(float(np.mean(marks)) if marks else 0.0)
                     kls.append(float(sum(episode_kl[cursor : cursor + count])))
                     lengths.append(sum(len(e.completion_ids) for e in episodes[cursor : cursor + count]))
                     replies.extend(e.completion for e in episodes[cursor : cursor + count])
                     samples.append(
                         {
-                            "scenario": env.batch.scenarios[slot].name,
-                            "conversation": [dict(m) for m in env.batch.conversations[slot]],
+                            "scenario": state.scenario,
+                            "conversation": [dict(m) for m in state.messages],
                             "feedback": list(marks),
                         }
                     )
@@ -116,7 +118,7 @@ def rescore_dialogue_model(
     """
     from agents.reinforce import REINFORCE  # any agent runs the conversations; none of them is trained here
 
-    reference = env.batch.core.model  # loaded now, also when the user is rule-based and the env would not need it
+    reference = env.model  # loaded now, also when the user is rule-based and the env would not need it
     trained = REINFORCE(env, model=model, reference=reference, temperature=temperature)
     after = evaluate_dialogue(trained, env, rounds=rounds, seed=seed)
     if not gain:

@@ -15,7 +15,8 @@ import torch
 
 from agents.evaluation.statistics import MeanWithError, mean_with_error, paired_difference
 from agents.functional import exact_kl_from_logits, masked_sum
-from agents.policy import EpisodeTensors, LMPolicy
+from agents.policy import LMPolicy
+from agents.rollout import RolloutBatch
 from textgen_env import TextGenVectorEnv
 from textgen_env.generation import generate
 from textgen_env.prompts import make_prompt_source
@@ -57,12 +58,11 @@ def generate_completions(
     not depend on how long earlier batches ran (this is what pairs a before and an after evaluation). Otherwise
     `generator` (or torch's global one) is used throughout.
     """
-    batch_env = env.batch
     rules = env.config.stop_rules(policy.tokenizer.eos_token_id)
     results = []
     for batch_index, start in enumerate(range(0, len(prompts), batch_size)):
         rng = _batch_generator(seed, batch_index) if seed is not None else generator
-        chunk = [batch_env.prompt_token_ids(p) for p in prompts[start : start + batch_size]]
+        chunk = [env.encode_prompt(p) for p in prompts[start : start + batch_size]]
         completions = generate(
             policy.model,
             chunk,
@@ -206,9 +206,9 @@ def _evaluate(
     kls: list[float] = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        batch = EpisodeTensors.from_token_lists(
-            [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id, policy.device
-        )
+        batch = RolloutBatch.from_token_lists(
+            [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id
+        ).to(policy.device)
         with torch.no_grad():
             logits = policy.score(batch, temperature=temperature).logits
             kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))

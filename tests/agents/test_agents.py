@@ -10,7 +10,6 @@ import torch
 
 from agents import AGENTS, DQN, GRPO, PPO, REINFORCE, make_agent
 from agents.functional import selective_log_softmax
-from agents.scoring import score_rollout
 
 LEARNING = {
     "reinforce": (REINFORCE, {"learning_rate": 1e-2}),
@@ -47,15 +46,37 @@ def test_agent_raises_reward_and_changes_parameters(keyword_env, name):
     assert all(changed[:-2]) or sum(changed) > len(changed) // 2
 
 
+def scored_by_update(agent, rollout):
+    """(N, T) log-probs and values of the chosen tokens by the update's one-pass forward, and the mask."""
+    batch = rollout.to(agent.policy.device)
+    with torch.no_grad():
+        out = agent.policy.score(batch, temperature=agent.config.temperature)
+    mask = batch.completion_mask
+    values = out.values * mask if out.values is not None else None
+    return selective_log_softmax(out.logits, batch.actions) * mask, values, mask
+
+
+def reference_kl(agent, rollout):
+    """(N, T) exact per-token KL of the policy to the reference (`LMPolicy.score_reference`)."""
+    agent.policy.score_reference(rollout, temperature=agent.config.temperature, chunk_size=agent.config.minibatch_size)
+    return rollout.kl
+
+
+def vary_last_rewards(rollout):
+    """Rewards that differ between episodes (i % 3 on each last token), so that an update has a gradient."""
+    for i, n in enumerate(rollout.completion_lengths.tolist()):
+        rollout.rewards[i, :n] = 0.0
+        rollout.rewards[i, n - 1] = float(i % 3)
+        rollout.scores[i] = float(i % 3)
+
+
 def test_rollout_logprobs_match_the_one_pass_update_scoring(keyword_env):
     """Log-probs taken with the KV cache during the rollout equal those of the whole-episode forward."""
     agent = PPO(keyword_env(max_new_tokens=6), episodes_per_iteration=8, minibatch_size=4, kl_coef=0.0)
     rollout = agent.collect()
-    scored = score_rollout(agent, rollout, need_kl=False)
-    for i, episode in enumerate(rollout.episodes):
-        n = len(episode.completion_ids)
-        torch.testing.assert_close(scored["logprobs"][i, :n], torch.tensor(episode.logprobs), atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(scored["values"][i, :n], torch.tensor(episode.values), atol=1e-5, rtol=1e-4)
+    logprobs, values, _ = scored_by_update(agent, rollout)
+    torch.testing.assert_close(logprobs, rollout.logprobs, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(values, rollout.values, atol=1e-5, rtol=1e-4)
 
 
 def test_score_uses_one_forward_per_minibatch(keyword_env):
@@ -64,7 +85,7 @@ def test_score_uses_one_forward_per_minibatch(keyword_env):
     calls = []
     handle = agent.policy.model.register_forward_hook(lambda *args: calls.append(1))
     try:
-        batch = rollout.batch(range(8), agent.policy.tokenizer.pad_token_id, agent.policy.device)
+        batch = rollout.to(agent.policy.device)
         out = agent.policy.score(batch)
     finally:
         handle.remove()
@@ -75,9 +96,9 @@ def test_score_uses_one_forward_per_minibatch(keyword_env):
 
 def test_grpo_groups_share_prompts(keyword_env):
     agent = GRPO(keyword_env(prompts="movie_reviews"), group_size=4, episodes_per_iteration=8, minibatch_size=8)
-    episodes = agent.collect().episodes
-    assert [e.prompt for e in episodes[:4]] == [episodes[0].prompt] * 4
-    assert len({e.prompt for e in episodes}) > 1
+    prompts = agent.collect().prompts
+    assert prompts[:4] == [prompts[0]] * 4
+    assert len(set(prompts)) > 1
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS), ids=sorted(AGENTS))
@@ -147,11 +168,10 @@ def test_bad_input(keyword_env, tmp_path):
 def test_kl_is_zero_before_training_and_positive_after(keyword_env):
     agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, learning_rate=5e-2, kl_coef=0.1)
     rollout = agent.collect()
-    assert score_rollout(agent, rollout, need_kl=True)["kl"].abs().max() < 1e-6  # policy == reference
-    for i, episode in enumerate(rollout.episodes):
-        episode.rewards[-1] = float(i % 3)  # rewards that differ, so that the update has a gradient
+    assert reference_kl(agent, rollout).abs().max() < 1e-6  # policy == reference
+    vary_last_rewards(rollout)
     agent.update(rollout)
-    assert score_rollout(agent, rollout, need_kl=True)["kl"].sum() > 1e-4
+    assert reference_kl(agent, rollout).sum() > 1e-4
 
 
 def test_lora_trains_only_adapters_and_uses_the_base_as_reference(keyword_env):
@@ -161,10 +181,9 @@ def test_lora_trains_only_adapters_and_uses_the_base_as_reference(keyword_env):
     assert agent.policy._reference == []  # no copy: the reference is the base with adapters disabled
     frozen = {n: p.detach().clone() for n, p in agent.policy.named_parameters() if not p.requires_grad}
     rollout = agent.collect()
-    for i, episode in enumerate(rollout.episodes):
-        episode.rewards[-1] = float(i % 3)
+    vary_last_rewards(rollout)
     agent.update(rollout)
-    batch = rollout.batch(range(8), agent.policy.tokenizer.pad_token_id, agent.policy.device)
+    batch = rollout.to(agent.policy.device)
     policy_logits = agent.policy.score(batch).logits.detach()
     assert not torch.allclose(policy_logits, agent.policy.reference_logits(batch))
     for name, value in agent.policy.named_parameters():
@@ -183,9 +202,8 @@ def test_model_with_another_vocabulary_is_rejected(keyword_env):
 def test_update_scores_at_the_temperature_that_sampled(keyword_env, temperature):
     agent = PPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, temperature=temperature, kl_coef=0.1)
     rollout = agent.collect()
-    scored = score_rollout(agent, rollout, need_kl=True)
-    sampled = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
-    torch.testing.assert_close(scored["logprobs"], sampled * scored["mask"], atol=1e-5, rtol=0)  # on-policy: ratio 1
+    logprobs, _, _ = scored_by_update(agent, rollout)
+    torch.testing.assert_close(logprobs, rollout.logprobs, atol=1e-5, rtol=0)  # on-policy: ratio 1
 
 
 def test_collect_scores_each_slot_once_and_starts_no_throw_away_episode(keyword_env):
@@ -198,8 +216,8 @@ def test_collect_scores_each_slot_once_and_starts_no_throw_away_episode(keyword_
     env = keyword_env(reward=reward, reward_kwargs=None, max_new_tokens=5, reward_mode="dense")
     agent = REINFORCE(env, episodes_per_iteration=8, minibatch_size=8, kl_coef=0.0)
     rollout = agent.collect()
-    assert calls.count(True) == len(rollout.episodes) == 8  # one final score per episode, nothing thrown away
-    assert len(calls) == sum(len(e.completion_ids) for e in rollout.episodes)
+    assert calls.count(True) == len(rollout) == 8  # one final score per episode, nothing thrown away
+    assert len(calls) == rollout.num_tokens
 
 
 def test_dqn_rejects_a_kl_penalty_it_would_ignore(keyword_env):
@@ -223,15 +241,14 @@ def test_bf16_autocast_rollout_and_update_agree_and_weights_stay_float32(keyword
     precision), the weights and gradients stay float32, and at policy = reference the KL is exactly 0."""
     agent = GRPO(keyword_env(), episodes_per_iteration=8, minibatch_size=8, kl_coef=0.1, bf16_autocast=True)
     rollout = agent.collect()
-    scored = score_rollout(agent, rollout, need_kl=True)
-    sampled = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
-    gap = (scored["logprobs"] - sampled * scored["mask"]).abs().max().item()
+    logprobs, _, _ = scored_by_update(agent, rollout)
+    gap = (logprobs - rollout.logprobs).abs().max().item()
     assert gap < 0.05  # the same policy, to bfloat16 precision
-    assert scored["kl"].abs().max().item() == 0.0
+    assert reference_kl(agent, rollout).abs().max().item() == 0.0
     agent.policy.bf16_autocast = False
-    in_float32 = score_rollout(agent, rollout, need_kl=False)["logprobs"]
+    in_float32, _, _ = scored_by_update(agent, rollout)
     agent.policy.bf16_autocast = True
-    assert 0 < (in_float32 - scored["logprobs"]).abs().max().item() < 0.05  # autocast was on
+    assert 0 < (in_float32 - logprobs).abs().max().item() < 0.05  # autocast was on
     stats = agent.update(rollout)
     assert math.isfinite(stats["losses/policy"])
     assert all(p.dtype == torch.float32 for p in agent.policy.trainable_parameters())

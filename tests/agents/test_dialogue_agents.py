@@ -12,10 +12,9 @@ import pytest
 import torch
 
 from agents import GRPO, PPO, REINFORCE
-from agents.functional import group_relative_advantages, grouped_relative_advantages
+from agents.functional import group_relative_advantages, grouped_relative_advantages, selective_log_softmax
 from agents.grpo import group_ids
 from agents.rollout import Episode
-from agents.scoring import score_rollout
 from textgen_env.dialogue import Scenario
 
 SCENARIO = Scenario(
@@ -46,8 +45,9 @@ def test_replies_are_episodes_with_the_conversation_as_prompt(dialogue_env, tiny
     _, tokenizer = tiny
     agent = PPO(dialogue_env(4), episodes_per_iteration=8, minibatch_size=4, kl_coef=0.1, seed=0)
     rollout = agent.collect()
-    assert len(rollout.episodes) == 8  # 4 conversations x 2 replies
-    first, second = rollout.episodes[0], rollout.episodes[1]
+    episodes = rollout.to_episodes()
+    assert len(episodes) == 8  # 4 conversations x 2 replies
+    first, second = episodes[0], episodes[1]
     opening = tokenizer("the movie was")["input_ids"]
     follow_up = tokenizer("i think it was")["input_ids"]
     assert all(token in first.prompt_ids for token in opening)
@@ -55,10 +55,9 @@ def test_replies_are_episodes_with_the_conversation_as_prompt(dialogue_env, tiny
     tail = second.prompt_ids[len(first.prompt_ids) :]
     assert tail[: len(first.completion_ids)] == first.completion_ids  # the first reply, then the user's turn
     assert all(token in tail for token in follow_up)
-    assert all(len(e.completion_ids) <= 4 for e in rollout.episodes)
-    assert agent.num_timesteps == sum(len(e.completion_ids) for e in rollout.episodes)
-    scored = score_rollout(agent, rollout, need_kl=True)  # the loss and KL mask: reply tokens only
-    assert int(scored["mask"].sum()) == agent.num_timesteps
+    assert all(len(e.completion_ids) <= 4 for e in episodes)
+    assert agent.num_timesteps == sum(len(e.completion_ids) for e in episodes)
+    assert int(rollout.completion_mask.sum()) == agent.num_timesteps  # the loss and KL mask: reply tokens only
     rating = 1.0 if "great" in first.completion.split() else 0.0  # the keyword rubric of reply 1
     assert first.rewards[:-1] == [0.0] * (len(first.rewards) - 1)
     assert first.rewards[-1] == pytest.approx(rating + sum(second.rewards))  # plus the later reply's return
@@ -82,12 +81,18 @@ def test_agents_raise_the_users_feedback(dialogue_env, cls, options):
 
     def recorded(*args, **kwargs):
         rollout = collect(*args, **kwargs)
-        feedback.append(float(np.mean(env.batch.feedback()[:, 1])))  # mean rating of each conversation
+        feedback.append(float(np.mean([np.mean(env.conversation(i).ratings or [0.0]) for i in range(env.num_envs)])))
         return rollout
 
     agent.collect = recorded
     agent.learn(16 * 4 * 25)
     assert np.mean(feedback[:3]) < 0.25 and np.mean(feedback[-3:]) > np.mean(feedback[:3]) + 0.4, feedback
+
+
+def _ids(episodes: list[Episode], group_size: int) -> torch.Tensor:
+    """`group_ids` over episodes' slots and turns."""
+    slots = torch.tensor([e.slot for e in episodes], dtype=torch.int64)
+    return group_ids(slots, torch.tensor([e.turn for e in episodes], dtype=torch.int64), group_size)
 
 
 def _episode(slot: int, turn: int) -> Episode:
@@ -97,7 +102,7 @@ def _episode(slot: int, turn: int) -> Episode:
 def test_grpo_groups_are_one_turn_of_a_slot_group_in_one_round():
     # round 0: slots 0-3 (groups of 2) with 2, 1, 3 and 1 replies; round 1: slots 0-1 with 1 reply each
     pattern = [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1), (2, 2), (3, 0), (0, 0), (1, 0)]
-    ids = group_ids([_episode(slot, turn) for slot, turn in pattern], group_size=2).tolist()
+    ids = _ids([_episode(slot, turn) for slot, turn in pattern], group_size=2).tolist()
     assert ids == [0, 1, 0, 2, 3, 4, 2, 5, 5]
     scores = torch.tensor([1.0, 2.0, 3.0, 0.0, 5.0, 7.0, 4.0, 1.0, 1.0])
     advantages = grouped_relative_advantages(scores, torch.tensor(ids), normalize_std=False).tolist()
@@ -106,8 +111,8 @@ def test_grpo_groups_are_one_turn_of_a_slot_group_in_one_round():
 
 def test_grpo_groups_on_textgen_are_consecutive_completions(keyword_env):
     agent = GRPO(keyword_env(8), group_size=4, episodes_per_iteration=16, minibatch_size=8, seed=0)
-    episodes = agent.collect().episodes  # two rounds of 8 slots
-    ids = group_ids(episodes, 4)
+    episodes = agent.collect().to_episodes()  # two rounds of 8 slots
+    ids = _ids(episodes, 4)
     assert ids.tolist() == (torch.arange(16) // 4).tolist()
     scores = torch.tensor([e.score for e in episodes])
     for normalize_std in (True, False):  # the fixed-size path: the same numbers, bit for bit
@@ -124,7 +129,7 @@ def test_grpo_groups_replies_by_slot_group_turn_and_round(dialogue_env):
     agent = GRPO(env, group_size=4, episodes_per_iteration=8, minibatch_size=8, seed=2)
     rounds = [agent._collect_round(agent.reset_seeds(r), agent.config.temperature) for r in range(2)]
     episodes = rounds[0] + rounds[1]
-    ids = group_ids(episodes, 4).tolist()
+    ids = _ids(episodes, 4).tolist()
     keys = [(r, e.slot // 4, e.turn) for r, part in enumerate(rounds) for e in part]
     for a, b in zip(ids, keys):
         assert [x == a for x in ids] == [k == b for k in keys]  # same group <=> same round, slot group and turn
@@ -144,17 +149,18 @@ def test_grpo_on_conversations_keeps_user_tokens_out_of_the_loss(dialogue_env, t
     _, tokenizer = tiny
     agent = GRPO(dialogue_env(4), group_size=2, episodes_per_iteration=8, minibatch_size=4, kl_coef=0.1, seed=0)
     rollout = agent.collect()
-    assert len(rollout.episodes) == 8 and [e.turn for e in rollout.episodes] == [0, 1] * 4
+    episodes = rollout.to_episodes()
+    assert len(episodes) == 8 and rollout.turns.tolist() == [0, 1] * 4
     follow_up = tokenizer("i think it was")["input_ids"]
-    for first, second in zip(rollout.episodes[::2], rollout.episodes[1::2]):
+    for first, second in zip(episodes[::2], episodes[1::2]):
         tail = second.prompt_ids[len(first.prompt_ids) :]
         assert tail[: len(first.completion_ids)] == first.completion_ids  # the reply, then the user's turn
         assert all(token in tail[len(first.completion_ids) :] for token in follow_up)
-    batch = rollout.batch(range(8), tokenizer.pad_token_id, agent.policy.device)  # what GRPO's loss masks with
-    assert int(batch.completion_mask.sum()) == agent.num_timesteps  # reply tokens only
-    scored = score_rollout(agent, rollout, need_kl=True)
-    recorded = rollout.padded("logprobs", range(8), scored["mask"].shape[1])
-    torch.testing.assert_close(scored["logprobs"], recorded * scored["mask"], atol=1e-4, rtol=0)  # the actions
+    assert int(rollout.completion_mask.sum()) == agent.num_timesteps  # what GRPO's loss masks with: replies only
+    with torch.no_grad():
+        logits = agent.policy.score(rollout, temperature=agent.config.temperature).logits
+    scored = selective_log_softmax(logits, rollout.actions) * rollout.completion_mask
+    torch.testing.assert_close(scored, rollout.logprobs, atol=1e-4, rtol=0)  # the actions
     stats = agent.update(rollout)
     assert np.isfinite(list(stats.values())).all() and stats["rollout/kl"] >= 0
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.base import Rollout
 from agents.distributed import SINGLE_PROCESS, DistributedContext
+from agents.rollout import RolloutBatch
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -69,13 +69,14 @@ def test_two_ranks_equal_one_process_on_the_union_of_their_episodes(tmp_path, al
     for name, value in ranks[0]["weights"].items():  # every rank holds the same weights, bit for bit
         assert torch.equal(value, ranks[1]["weights"][name]), name
     assert ranks[0]["kl_coef"] == ranks[1]["kl_coef"] and ranks[0]["steps"] == ranks[1]["steps"] == 3 * 32
-    first_prompts = [e.prompt for r in ranks for e in r["rollouts"][0].episodes]
+    first_prompts = [p for r in ranks for p in r["rollouts"][0].prompts]
     assert first_prompts[:4] != first_prompts[4:]  # each rank collected its own episodes
 
     single = build(algorithm, SINGLE_PROCESS, num_envs=4)  # same seed and model: rank 0's starting weights
     start = {n: p.detach().clone() for n, p in single.policy.named_parameters() if p.requires_grad}
     for iteration in range(3):  # the same updates on the union of both ranks' episodes, in one process
-        union = Rollout(ranks[0]["rollouts"][iteration].episodes + ranks[1]["rollouts"][iteration].episodes)
+        episodes = [e for r in ranks for e in r["rollouts"][iteration].to_episodes()]
+        union = RolloutBatch.from_episodes(episodes, single.policy.tokenizer.pad_token_id)
         single.update(union)
     assert single.kl_controller.value == pytest.approx(ranks[0]["kl_coef"], rel=1e-6)
     moved = 0.0

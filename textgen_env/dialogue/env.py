@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -16,7 +17,22 @@ from textgen_env.dialogue.config import DialogueConfig, dialogue_arguments_table
 from textgen_env.dialogue.episodes import FEEDBACK_FIELDS, DialogueBatch
 from textgen_env.spaces import action_space, observation_space
 
-__all__ = ["TextDialogueEnv", "TextDialogueVectorEnv"]
+__all__ = ["ConversationState", "TextDialogueEnv", "TextDialogueVectorEnv"]
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """One slot's conversation as `TextDialogueVectorEnv.conversation` reports it."""
+
+    scenario: str | None
+    """The scenario's name (None before the first reset)."""
+    messages: tuple[dict[str, str], ...]
+    """The conversation so far, as chat messages (``{"role": ..., "content": ...}``), the user's turns included."""
+    ratings: tuple[float, ...]
+    """The user's rating of each assistant reply so far, in order."""
+    replies: int
+    """Assistant replies written so far."""
+
 
 _DIALOGUE_FIELDS = {
     "scenarios",
@@ -159,6 +175,28 @@ class TextDialogueVectorEnv(VectorEnv):
     def config(self):
         """The reply settings (a `TextGenConfig`: modes, lengths, reward) shared by every slot."""
         return self.batch.gen_config
+
+    @property
+    def model(self) -> Any:
+        """The env's own model (the simulated user's, and the reference of the KL term); loaded on first access."""
+        return self.batch.core.model
+
+    @property
+    def loaded_model(self) -> Any:
+        """The env's own model if it is already in memory, else None (never loads it)."""
+        return self.batch.loaded_model
+
+    def conversation(self, slot: int) -> ConversationState:
+        """What slot `slot`'s current (or just ended) conversation holds: scenario, messages, ratings, replies."""
+        if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)) or not 0 <= slot < self.num_envs:
+            raise ValueError(f"Expected slot to be an int in [0, {self.num_envs}), got {slot!r}")
+        scenario = self.batch.scenarios[slot]
+        return ConversationState(
+            scenario=scenario.name if scenario is not None else None,
+            messages=tuple(dict(m) for m in self.batch.conversations[slot]),
+            ratings=tuple(float(r) for r in self.batch.feedbacks[slot]),
+            replies=int(self.batch.turns[slot]),
+        )
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
