@@ -5,13 +5,14 @@
 ['dqn', 'grpo', 'ppo', 'reinforce']
 """
 
-from agents.base import Agent, Callback, Episode, Rollout
+from agents.base import Agent, Callback
 from agents.config import AgentConfig, DQNConfig, GRPOConfig, PPOConfig, REINFORCEConfig
 from agents.dqn import DQN
 from agents.grpo import GRPO
 from agents.policy import LMPolicy
 from agents.ppo import PPO
 from agents.reinforce import REINFORCE
+from agents.rollout import Episode, Rollout, RolloutBatch
 
 __all__ = [
     "AGENTS",
@@ -29,6 +30,7 @@ __all__ = [
     "PPOConfig",
     "REINFORCEConfig",
     "Rollout",
+    "RolloutBatch",
     "agent_class",
     "make_agent",
 ]
