@@ -84,7 +84,7 @@ def test_document_arguments_needs_one_marker_and_tolerates_no_docstring():
 
     @document_arguments("| a |")
     class Undocumented:  # as under python -OO
-        pass
+        __doc__ = None
 
     assert Undocumented.__doc__ is None and documented_table(Undocumented) == "| a |"
     with pytest.raises(KeyError, match="Expected a class decorated with document_arguments, got int"):

@@ -48,7 +48,7 @@ def append_jsonl(path: PathLike, record: dict[str, Any]) -> None:
 
 
 class _NonFinite(ValueError):
-    pass
+    """A NaN or an infinity where a log line must hold a finite number."""
 
 
 def _refuse_constant(name: str) -> float:
