@@ -24,7 +24,7 @@ from transformers import PreTrainedModel
 from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
 from agents.distributed import SINGLE_PROCESS, DistributedContext
-from agents.functional import selective_log_softmax
+from agents.functional import kl_penalized_rewards, selective_log_softmax
 from agents.kl_control import AdaptiveKLController, FixedKLController
 from agents.policy import LMPolicy
 from agents.rollout import Episode, Rollout, RolloutBatch
@@ -135,6 +135,27 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
         """One learning step on a rollout; returns stats (namespaced keys, e.g. ``losses/policy``)."""
+
+    def needs_kl(self) -> bool:
+        """Whether this iteration measures the KL to the reference (a penalty is on, or a target steers it)."""
+        return self.kl_controller.value > 0 or self.config.kl_target is not None
+
+    def rewards_with_kl_penalty(self, rollout: RolloutBatch) -> torch.Tensor:
+        """(N, T) the env's rewards minus ``kl_coef * (log pi - log ref)`` of each chosen token (the sampled k1
+        term, whose policy gradient is that of -kl_coef * KL(pi || ref)); the env's rewards when `needs_kl` is
+        False. Fills the rollout's reference terms (`LMPolicy.score_reference`) on the way."""
+        if not self.needs_kl():
+            return rollout.rewards
+        config = self.config
+        self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
+        assert rollout.reference_logprobs is not None  # set just above
+        return kl_penalized_rewards(
+            rollout.rewards,
+            rollout.logprobs,
+            rollout.reference_logprobs,
+            rollout.completion_mask,
+            self.kl_controller.value,
+        )
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""

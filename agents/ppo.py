@@ -27,7 +27,6 @@ from agents.functional import (
     clipped_value_loss,
     entropy_from_logits,
     gae_advantages,
-    kl_penalized_rewards,
     masked_mean,
     masked_sum,
     selective_log_softmax,
@@ -48,14 +47,8 @@ class PPO(Agent):
         config: PPOConfig = self.config  # type: ignore[assignment]
         n = len(rollout)
         mask = rollout.completion_mask
-        need_kl = self.kl_controller.value > 0 or config.kl_target is not None
-        if need_kl:
-            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
-            rewards = kl_penalized_rewards(
-                rollout.rewards, rollout.logprobs, rollout.reference_logprobs, mask, self.kl_controller.value
-            )
-        else:
-            rewards = rollout.rewards
+        need_kl = self.needs_kl()
+        rewards = self.rewards_with_kl_penalty(rollout)  # rescored by the KL pass when it runs (see LMPolicy)
         rollout.advantages, rollout.returns = gae_advantages(rewards, rollout.values, mask, config.gamma, config.lam)
         if config.whiten_advantages:  # statistics of every rank's tokens
             rollout.advantages = self.dist.masked_whiten(rollout.advantages, mask)

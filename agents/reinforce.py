@@ -15,7 +15,6 @@ from agents.base import Agent
 from agents.config import REINFORCEConfig
 from agents.functional import (
     discounted_returns,
-    kl_penalized_rewards,
     masked_mean,
     masked_sum,
     selective_log_softmax,
@@ -43,15 +42,9 @@ class REINFORCE(Agent):
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config: REINFORCEConfig = self.config  # type: ignore[assignment]
         n = len(rollout)
-        need_kl = self.kl_controller.value > 0 or config.kl_target is not None
+        need_kl = self.needs_kl()
         mask = rollout.completion_mask
-        if need_kl:
-            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
-            rewards = kl_penalized_rewards(
-                rollout.rewards, rollout.logprobs, rollout.reference_logprobs, mask, self.kl_controller.value
-            )
-        else:
-            rewards = rollout.rewards
+        rewards = self.rewards_with_kl_penalty(rollout)  # rescored by the KL pass when it runs (see LMPolicy)
         returns = rollout.returns = discounted_returns(rewards, mask, config.gamma)
         device = self.policy.device
         totals: dict[str, list[float]] = {}
