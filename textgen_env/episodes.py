@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ class EpisodeBatch:
                 raise ValueError(
                     "Expected tokenizer= for a model instance without a saved name_or_path, got tokenizer=None"
                 )
-            rows = self._model.get_input_embeddings().num_embeddings
+            rows = cast(int, self._model.get_input_embeddings().num_embeddings)  # an nn.Embedding's row count
         else:
             tokenizer = config.tokenizer if config.tokenizer is not None else config.model
             if isinstance(tokenizer, PreTrainedTokenizerBase):
@@ -133,7 +133,7 @@ class EpisodeBatch:
                 f"Expected max_prompt_tokens + max_new_tokens <= the model's {limit} positions, got "
                 f"{self.config.sequence_length}"
             )
-        return model.to(self.config.device) if self.config.needs_model else model
+        return model.to(self.config.device) if self.config.needs_model else model  # type: ignore[arg-type]  # transformers' wrapped `to` is typed as an unbound function
 
     @property
     def loaded_model(self) -> PreTrainedModel | None:
@@ -175,21 +175,22 @@ class EpisodeBatch:
                 raise RuntimeError("Cannot step a finished episode; restart it first")  # the envs check this
             tokens = self._actions_to_tokens(actions, stepping)
             if self.config.uses_reference:  # log pi_ref(a_t | s_t), from the logits the cache gave for s_t
+                assert self._full_logits is not None  # a started episode has had a cache step
                 log_probs = torch.log_softmax(self._full_logits[torch.as_tensor(stepping)], dim=-1)
                 chosen = log_probs.gather(1, torch.as_tensor(tokens)[:, None]).squeeze(1)
                 self.reference_logprobs[stepping] = chosen.double().cpu().numpy()
             self._append(stepping, tokens)
-        for i in restarting:
-            self._restart(int(i), rngs[i], None if prompts is None else prompts[i])
+        for i in restarting.tolist():
+            self._restart(i, rngs[i], None if prompts is None else prompts[i])
         self.started = True
         if len(stepping):
             self._score(stepping, result)
         if self._kv is not None:
-            tokens = [
+            next_tokens = [
                 self.prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
                 for i in range(self.num_slots)
             ]
-            out = self._kv.advance(tokens, restart.tolist(), hold=idle.tolist())  # idle rows keep their outputs
+            out = self._kv.advance(next_tokens, restart.tolist(), hold=idle.tolist())  # idle rows keep their outputs
             self._full_logits = out.logits  # (N, rows): log-probs normalise over every row the model has
             self.logits = out.logits[:, : self.vocab_size]
             if out.hidden is not None:
@@ -214,6 +215,7 @@ class EpisodeBatch:
         if bad.any():
             raise ValueError(f"Expected actions in [0, {limit}), got {int(chosen[np.argmax(bad)])}")
         if self.config.action_mode == "top_k":
+            assert self.candidates is not None  # every cache step of a top_k env sets them
             return self.candidates[rows, chosen]
         return chosen.astype(np.int64)
 
@@ -302,12 +304,13 @@ class EpisodeBatch:
         """The decoded text of one token (cached)."""
         text = self._token_texts.get(token)
         if text is None:
-            text = self._token_texts[token] = self.tokenizer.decode([token])
+            text = self._token_texts[token] = cast(str, self.tokenizer.decode([token]))
         return text
 
     def observation(self, slots: slice | int = slice(None)) -> Any:
         """Observations of `slots` in the configured mode (copies, safe to keep)."""
         if self.config.observation_mode == "hidden":
+            assert self.hidden is not None  # the hidden mode runs the model with output_hidden on every step
             return np.clip(self.hidden[slots], -HIDDEN_BOUND, HIDDEN_BOUND).astype(np.float32)
         return {
             "input_ids": self.input_ids[slots].copy(),

@@ -22,7 +22,7 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache as memoize
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -31,7 +31,7 @@ __all__ = ["SlotKVCache", "SlotStep", "cache_keyword", "forward_with_cache", "fo
 
 
 @memoize
-def _cache_keyword_of(model_class: type) -> str | None:
+def _cache_keyword_of(model_class: type[torch.nn.Module]) -> str | None:
     parameters = inspect.signature(model_class.forward).parameters
     for name in ("cache", "past_key_values"):
         if name in parameters:
@@ -45,7 +45,7 @@ def cache_keyword(model: PreTrainedModel) -> str:
     A wrapper whose forward passes ``**kwargs`` through (a peft ``PeftModel``) gets the keyword of the model it wraps,
     so a LoRA policy does not fall back to the deprecated name.
     """
-    keyword = _cache_keyword_of(type(model))
+    keyword = _cache_keyword_of(type(model))  # type: ignore[arg-type]  # mypy reads a class as its instances for Hashable
     base = getattr(model, "get_base_model", None)
     if keyword is None and callable(base) and base() is not model:
         return cache_keyword(base())
@@ -86,6 +86,16 @@ def forward_with_last_hidden(
         name = type(model).__name__
         raise RuntimeError(f"Expected the LM head of {name} to run once per forward, got {len(captured)} runs")
     return outputs, new_cache, captured[0]
+
+
+class _KVLayer(Protocol):
+    keys: torch.Tensor  # (B, heads, S, head_dim)
+    values: torch.Tensor  # (B, heads, S, head_dim)
+
+
+def _kv_layers(cache: DynamicCache) -> list[_KVLayer]:
+    """The layers of a filled attention cache: transformers types their tensors as optional until the first update."""
+    return cast(list[_KVLayer], cache.layers)
 
 
 @dataclass
@@ -153,6 +163,7 @@ class SlotKVCache:
             if (reset[i] and len(tokens[i]) < 1) or (not reset[i] and len(tokens[i]) != 1):
                 raise ValueError(f"Expected {expected} token(s) for slot {i}, got {len(tokens[i])}")
         if all(hold):
+            assert self._last is not None  # checked above: every held slot is a started stream
             return self._last
         restarting = [i for i in range(self.num_slots) if reset[i]]
         if restarting:
@@ -181,6 +192,7 @@ class SlotKVCache:
         if self._last is not None and held.any():
             logits = torch.where(held[:, None], self._last.logits, logits)
             if hidden is not None:
+                assert self._last.hidden is not None  # output_hidden is fixed, so every step carried hidden states
                 hidden = torch.where(held[:, None], self._last.hidden, hidden)
         self._last = SlotStep(logits=logits, hidden=hidden)
         return self._last
@@ -200,7 +212,8 @@ class SlotKVCache:
                 n = len(prefixes[row])
                 if n:
                     self._mask[slot, self.columns - n :] = 1
-            for layer, prefix_layer in zip(self._cache.layers, prefix_cache.layers):
+            assert self._cache is not None  # columns >= longest > 0 were already cached, or _pad_left made them
+            for layer, prefix_layer in zip(_kv_layers(self._cache), _kv_layers(prefix_cache)):
                 # rows of the prefill batch are left-padded to `longest`, so they line up with the last columns
                 layer.keys[index, :, start:] = prefix_layer.keys.to(layer.keys.dtype)
                 layer.values[index, :, start:] = prefix_layer.values.to(layer.values.dtype)
@@ -228,13 +241,13 @@ class SlotKVCache:
         self._mask = torch.cat([self._mask.new_zeros((self.num_slots, extra)), self._mask], dim=1)
         if self._cache is None:
             self._cache = DynamicCache()
-            for prefix_layer in like.layers:
+            for prefix_layer in _kv_layers(like):
                 _, heads, _, head_dim = prefix_layer.keys.shape
                 shape = (self.num_slots, heads, extra, head_dim)
                 zeros = prefix_layer.keys.new_zeros(shape)
                 self._cache.update(zeros, prefix_layer.values.new_zeros(shape), len(self._cache.layers))
             return
-        for layer in self._cache.layers:
+        for layer in _kv_layers(self._cache):
             shape = (*layer.keys.shape[:2], extra, layer.keys.shape[3])
             layer.keys = torch.cat([layer.keys.new_zeros(shape), layer.keys], dim=2)  # each in its own dtype: under
             layer.values = torch.cat([layer.values.new_zeros(shape), layer.values], dim=2)  # autocast they differ
@@ -246,6 +259,6 @@ class SlotKVCache:
             return
         self._mask = self._mask[:, first:]
         if self._cache is not None:
-            for layer in self._cache.layers:
+            for layer in _kv_layers(self._cache):
                 layer.keys = layer.keys[:, :, first:]
                 layer.values = layer.values[:, :, first:]

@@ -225,7 +225,7 @@ def load_model(
     else:
         prepare_tokenizer(tokenizer)
     check_vocabulary(model, tokenizer)
-    model = model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]  # transformers' wrapped `to` is typed as an unbound function
     if dtype is not None and model.dtype != dtype:
         model = model.to(dtype)
     if model.generation_config is not None and model.generation_config.pad_token_id is None:

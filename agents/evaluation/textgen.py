@@ -9,6 +9,7 @@ every standard error treats a prompt (the mean of its completions) as one indepe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def generate_completions(
     `generator` (or torch's global one) is used throughout.
     """
     rules = env.config.stop_rules(policy.tokenizer.eos_token_id)
-    results = []
+    results: list[tuple[list[int], list[int]]] = []
     for batch_index, start in enumerate(range(0, len(prompts), batch_size)):
         rng = _batch_generator(seed, batch_index) if seed is not None else generator
         chunk = [env.encode_prompt(p) for p in prompts[start : start + batch_size]]
@@ -70,7 +71,7 @@ def generate_completions(
             vocab_size=policy.vocab_size,
             temperature=temperature,
             generator=rng,
-            decode=lambda ids: policy.tokenizer.decode(ids, skip_special_tokens=True),
+            decode=lambda ids: cast(str, policy.tokenizer.decode(ids, skip_special_tokens=True)),
             forward_context=policy.autocast,
             hold_finished=False,  # finished rows are fed on, as before: the same kernels, the same numbers
         )
@@ -127,7 +128,7 @@ class EvalResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> EvalResult:
+    def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """The result `to_dict` described."""
         groups = data["prompt_index"]
         return cls(
@@ -200,7 +201,7 @@ def _evaluate(
     if env.reward.needs_references:
         references = [p.references for p in source.prompts for _ in range(samples_per_prompt)]
     pairs = generate_completions(policy, env, texts, temperature=temperature, seed=seed, batch_size=batch_size)
-    completions = [policy.tokenizer.decode(c, skip_special_tokens=True) for _, c in pairs]
+    completions = [cast(str, policy.tokenizer.decode(c, skip_special_tokens=True)) for _, c in pairs]
     scores = env.reward.components(texts, completions, [True] * len(texts), references)
     rewards = np.sum(list(scores.values()), axis=0).astype(np.float64)
     kls: list[float] = []
@@ -214,7 +215,7 @@ def _evaluate(
             kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))
         kls.extend(masked_sum(kl, batch.completion_mask, dim=1).tolist())
     lengths = [len(c) for _, c in pairs]
-    samples = [
+    samples: list[dict[str, object]] = [
         {"prompt": p, "completion": c, "reward": float(r), "kl": float(k)}
         for p, c, r, k in zip(texts, completions, rewards, kls)
     ]

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from textgen_env.config import TextGenConfig
 from textgen_env.config_docs import argument_table
@@ -85,7 +85,7 @@ def make_user(spec: str | User | Callable[[], User], slot: int) -> User:
         return SimulatedUser()
     if isinstance(spec, User):
         return spec if slot == 0 else copy.deepcopy(spec)
-    user = spec()
+    user = cast(Callable[[], User], spec)()  # __post_init__ allowed only the names above besides these
     if not isinstance(user, User):
         raise TypeError(f"Expected the user factory to return a User, got {type(user).__name__}")
     return user

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from transformers import PreTrainedTokenizerBase
 
@@ -22,7 +23,8 @@ def render(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]
     """
     if template and getattr(tokenizer, "chat_template", None):
         try:
-            return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return cast(str, text)  # tokenize=False renders a string
         except Exception as error:  # jinja's TemplateError and friends
             raise ValueError(
                 f"Expected the tokenizer's chat template to render the conversation {list(messages)!r}, got "

@@ -9,7 +9,7 @@ longer conversation, so the next observation already holds the user's turn. User
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -99,8 +99,8 @@ class DialogueBatch:
     def reset(self, mask: np.ndarray, rngs: Sequence[np.random.Generator]) -> list[dict[str, Any]]:
         """Start new conversations in the masked slots (scenario and user drawn from each slot's generator)."""
         prompts: list[Prompt | None] = [None] * self.num_slots
-        for slot in np.flatnonzero(mask):
-            scenarios = self.config.scenarios
+        for slot in np.flatnonzero(mask).tolist():
+            scenarios = cast(tuple[Scenario, ...], self.config.scenarios)  # resolved by DialogueConfig.__post_init__
             scenario = scenarios[int(rngs[slot].integers(len(scenarios)))]
             self.scenarios[slot] = scenario
             self.users[slot].reset(scenario, rngs[slot])
@@ -120,10 +120,10 @@ class DialogueBatch:
         result = DialogueStep(self.num_slots)
         core = self.core.advance(actions, np.zeros(self.num_slots, dtype=bool), list(rngs), idle=idle)
         result.rewards[:] = core.rewards
-        ended = np.flatnonzero(core.terminated & ~idle)
+        ended = np.flatnonzero(core.terminated & ~idle).tolist()
         shaped: dict[int, float] = {}
         if self.config.feedback_mode == "dense":  # potential-based: the rating of the reply so far
-            for slot in np.flatnonzero(~idle & ~core.terminated):
+            for slot in np.flatnonzero(~idle & ~core.terminated).tolist():
                 partial = [*self.conversations[slot], {"role": "assistant", "content": self.core.completions[slot]}]
                 potential = self.users[slot].rate(partial)
                 shaped[slot] = self.config.feedback_weight * (potential - self.potentials[slot])
@@ -171,7 +171,7 @@ class DialogueBatch:
                 info["episode_return"] = float(self.returns[slot])
                 info["mean_feedback"] = float(np.mean(self.feedbacks[slot])) if self.feedbacks[slot] else None
             result.infos[slot] = info
-        for slot in np.flatnonzero(~idle):
+        for slot in np.flatnonzero(~idle).tolist():
             if slot not in components:
                 parts = dict(self.core.last_components[slot])
                 if slot in shaped:
@@ -202,7 +202,8 @@ class DialogueBatch:
         }
 
     def render_text(self, slot: int) -> str:
-        lines = [f"Scenario: {self.scenarios[slot].name if self.scenarios[slot] else '-'}"]
+        scenario = self.scenarios[slot]
+        lines = [f"Scenario: {scenario.name if scenario else '-'}"]
         for message, index in zip(self.conversations[slot], range(len(self.conversations[slot]))):
             mark = ""
             if message["role"] == "assistant":

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from textgen_env.dialogue.scenarios import Scenario
 from textgen_env.generation import LMWriter, torch_generator
-from textgen_env.rewards import make_reward
+from textgen_env.rewards import RewardSpec, make_reward
 from textgen_env.rewards.human import append_jsonl
 
 __all__ = [
@@ -78,7 +78,8 @@ class User(abc.ABC):
     def reset(self, scenario: Scenario, np_random: np.random.Generator) -> None:
         """Start a conversation of `scenario`; `np_random` is the env's seeded generator for this slot."""
         self.scenario, self.np_random, self.turn = scenario, np_random, 0
-        self._rubric = make_reward(scenario.rubric, dict(scenario.rubric_kwargs) or None)
+        rubric = cast(RewardSpec, scenario.rubric)  # a Mapping[str, float] is one, but Mapping keys are invariant
+        self._rubric = make_reward(rubric, dict(scenario.rubric_kwargs) or None)
 
     def rate(self, conversation: Sequence[Message]) -> float:
         """The scenario's rubric score of the last assistant reply, given the user message before it."""
@@ -116,8 +117,10 @@ class SimulatedUser(User):
             raise ValueError(f"Expected max_tokens to be an int >= 1, got {max_tokens!r}")
         if not (isinstance(temperature, numbers.Real) and temperature > 0):
             raise ValueError(f"Expected temperature to be a number > 0, got {temperature!r}")
-        self.model, self.tokenizer = model, tokenizer
-        self.max_tokens, self.temperature = max_tokens, float(temperature)
+        self.model: Any = model
+        self.tokenizer: Any = tokenizer
+        self.max_tokens: int = max_tokens
+        self.temperature: float = float(temperature)
         self._writer: LMWriter | None = None
 
     def bind(self, model: Any, tokenizer: Any) -> None:
@@ -158,20 +161,22 @@ def respond_all(users: Sequence[User], conversations: Sequence[Sequence[Message]
     with noise from its own generator (so a slot's answer does not depend on the others)."""
     turns: list[UserTurn | None] = [None] * len(users)
     batches: dict[int, list[int]] = {}
+    simulated: dict[int, SimulatedUser] = {}
     for i, user in enumerate(users):
         if isinstance(user, SimulatedUser):
             batches.setdefault(id(user.model), []).append(i)
+            simulated[i] = user
         else:
             turns[i] = user.respond(conversations[i])
     for rows in batches.values():
-        first = users[rows[0]]
-        prompts = [users[i].prompt_ids(conversations[i]) for i in rows]  # type: ignore[attr-defined]
-        generators = [torch_generator(users[i].np_random) for i in rows]
-        longest = max(users[i].max_tokens for i in rows)  # type: ignore[attr-defined]
-        texts = first.writer().sample(prompts, longest, generators)  # type: ignore[attr-defined]
+        first = simulated[rows[0]]
+        prompts = [simulated[i].prompt_ids(conversations[i]) for i in rows]
+        generators = [torch_generator(simulated[i].np_random) for i in rows]
+        longest = max(simulated[i].max_tokens for i in rows)
+        texts = first.writer().sample(prompts, longest, generators)
         for i, text in zip(rows, texts):
-            turns[i] = users[i].turn_for(conversations[i], text)  # type: ignore[attr-defined]
-    return turns  # type: ignore[return-value]
+            turns[i] = simulated[i].turn_for(conversations[i], text)
+    return cast(list[UserTurn], turns)  # every row was answered above
 
 
 class HumanUser(User):
