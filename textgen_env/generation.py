@@ -269,7 +269,7 @@ def generate(
         for row in range(count):
             if reasons[row] is None:
                 tokens[row].append(chosen[row])
-                text = decode(tokens[row]) if rules.stop_strings else None
+                text = decode(tokens[row]) if decode is not None and rules.stop_strings else None
                 reasons[row] = rules.reason(tokens[row], text)
         ended = [r for r in reasons if r is not None]
         if len(ended) == count:

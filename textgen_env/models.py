@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from gymnasium.error import DependencyNotInstalled
@@ -237,7 +237,7 @@ def load_model(
 
 def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Raise ValueError when the tokenizer has ids the model cannot embed (a tokenizer of another model)."""
-    check_vocabulary_rows(model.get_input_embeddings().num_embeddings, tokenizer)
+    check_vocabulary_rows(cast(int, model.get_input_embeddings().num_embeddings), tokenizer)  # an nn.Embedding's
 
 
 def check_vocabulary_rows(rows: int, tokenizer: PreTrainedTokenizerBase) -> None:

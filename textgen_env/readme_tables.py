@@ -44,7 +44,7 @@ _BLOCK = re.compile(
 
 def env_argument_tables(env_ids: Sequence[str] = README_ENVS) -> dict[str, str]:
     """Env id -> the argument table of the class it is registered with (the table in that class's docstring)."""
-    tables = {}  # the package's import (this module is in it) registered the envs
+    tables: dict[str, str] = {}  # the package's import (this module is in it) registered the envs
     for env_id in env_ids:
         entry_point = gym.spec(env_id).entry_point
         creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point

@@ -168,7 +168,8 @@ def _draw_status(
     font, small = _font(_TEXT_SIZE), _font(_LABEL_SIZE)
     left, top, right, bottom = box
     draw.rounded_rectangle(box, radius=8, fill=_STATUS_BOX)
-    x, y = left + 14, top + 10
+    x: float = left + 14
+    y = top + 10
     fields = [
         ("reward", f"{last_reward:+.4f}", _signed(last_reward)),
         ("return", f"{episode_return:+.4f}", _signed(episode_return)),

@@ -35,7 +35,7 @@ def check_positive(argument: str, value: Any, *, integer: bool = False, allow_ze
 
 def check_unit(argument: str, value: Any) -> None:
     """`value` must be a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"Expected {argument} to be a number in [0, 1], got {value!r}")
 
 

@@ -94,7 +94,8 @@ class EditBatch:
         self.returns, self.last_rewards = np.zeros(n), np.zeros(n)
         self.done = np.ones(n, dtype=bool)
         self.stop_reasons: list[str | None] = [None] * n
-        self.last_edits, self.invalid = [""] * n, [None] * n
+        self.last_edits: list[str] = [""] * n
+        self.invalid: list[str | None] = [None] * n
         self.last_components: list[dict[str, float]] = [{} for _ in range(n)]
         self.started = False
 
@@ -176,10 +177,11 @@ class EditBatch:
                 penalties[slot] = self.config.invalid_penalty
                 self.last_edits[slot] = f"invalid: {reason}"
                 self.edits[slot] += 1
-            elif edit.op == "stop":
+            elif isinstance(edit, Edit) and edit.op == "stop":
                 self.last_edits[slot] = "stop"
                 self.stop_reasons[slot] = "stop"
             else:
+                assert isinstance(edit, Edit)  # a string edit is its own invalid reason
                 self.last_edits[slot] = describe(self.words[slot], edit)
                 self.words[slot] = apply_edit(self.words[slot], edit)
                 self.edits[slot] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from textgen_env.edit.infill import InfillRequest
 from textgen_env.edit.operations import (
     LM_OPERATIONS,
     Edit,
+    Unit,
     apply_edit,
     check_edit,
     join_words,
@@ -84,7 +86,7 @@ class CandidateProposer:
         """Every delete, swap, move, split and merge of `words` over the configured units."""
         edits: list[Edit] = []
         n = len(words)
-        for unit in self.config.units:
+        for unit in cast(Sequence[Unit], self.config.units):  # EditConfig kept only UNITS
             spans = unit_spans(words, unit)
             for i, span in enumerate(spans):
                 edits.append(Edit("delete", span.start, span.end, unit=unit))
@@ -107,7 +109,7 @@ class CandidateProposer:
         """Every insert, replace and rewrite position of `words`, with the request for its text."""
         out: list[tuple[Edit, InfillRequest]] = []
         n = len(words)
-        for unit in self.config.units:
+        for unit in cast(Sequence[Unit], self.config.units):  # EditConfig kept only UNITS
             spans = unit_spans(words, unit)
             if unit != "sentence" and "insert" in self.lm_ops:
                 for start in [s.start for s in spans] + [n]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -23,7 +24,7 @@ def edit_action_space(config: TextEditConfig) -> spaces.Space:
 def edit_observation_space(config: TextEditConfig, vocab_size: int) -> spaces.Dict:
     """The current text's tokens, the edits left and, in 'candidates' mode, every candidate's result and op."""
     length = config.max_text_tokens
-    text = {
+    text: dict[str, spaces.Space[Any]] = {
         "text_ids": spaces.Box(low=0, high=vocab_size - 1, shape=(length,), dtype=np.int64),
         "text_mask": spaces.Box(low=0, high=1, shape=(length,), dtype=np.int8),
         "edits_left": spaces.Discrete(config.max_edits + 1),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -52,7 +52,7 @@ class TextEditVectorEnv(VectorEnv):
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         drafts = self._drafts(options)
-        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
+        seeds: list[int | None] | None = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
         if seeds is None:
             seeds = [None] * self.num_envs
         if len(seeds) != self.num_envs:
@@ -99,7 +99,7 @@ class TextEditVectorEnv(VectorEnv):
 
     def _drafts(self, options: dict[str, Any] | None) -> list[str | None] | None:
         given = options.get("draft") if isinstance(options, dict) else None
-        if isinstance(given, (list, tuple)):
+        if isinstance(options, dict) and isinstance(given, (list, tuple)):
             draft_option({key: value for key, value in options.items() if key != "draft"})  # checks the other keys
             if len(given) != self.num_envs:
                 raise ValueError(f"Expected options['draft'] to hold {self.num_envs} drafts, got {len(given)}")
@@ -109,7 +109,9 @@ class TextEditVectorEnv(VectorEnv):
     def _observations(self) -> Any:
         out = create_empty_array(self.single_observation_space, n=self.num_envs)
         return concatenate(
-            self.single_observation_space, [self.batch.observation(i) for i in range(self.num_envs)], out
+            self.single_observation_space,
+            [self.batch.observation(i) for i in range(self.num_envs)],
+            cast(dict[str, Any], out),  # a Dict space's empty batch is a dict of arrays
         )
 
     def _merge(self, infos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -121,9 +121,11 @@ class ModelCompleter:
             raise ValueError(f"Expected max_new_tokens to be a positive int, got {max_new_tokens!r}")
         if not isinstance(temperature, numbers.Real) or not 0 < temperature < math.inf:
             raise ValueError(f"Expected temperature to be a positive finite number, got {temperature!r}")
-        self.model, self.tokenizer = model, tokenizer
-        self.max_new_tokens, self.temperature = max_new_tokens, float(temperature)
-        self._seeds = itertools.count(seed)
+        self.model: Any = model
+        self.tokenizer: Any = tokenizer
+        self.max_new_tokens: int = max_new_tokens
+        self.temperature: float = float(temperature)
+        self._seeds: itertools.count[int] = itertools.count(seed)
 
     def __call__(self, prompt: str, n: int) -> list[str]:
         import torch
@@ -209,10 +211,12 @@ class QuestionBoard:
             return self._make_question()
 
     def _make_question(self) -> Question:
-        kind: QuestionKind = self.mode if self.mode != "mixed" else ("pair", "rating")[self._made % 2]  # type: ignore[assignment]
+        kinds: tuple[QuestionKind, QuestionKind] = ("pair", "rating")
+        kind: QuestionKind = kinds[self._made % 2] if self.mode == "mixed" else self.mode
         self._made += 1
-        prompt = self.prompts.sample(self.np_random).text  # type: ignore[union-attr]
-        completions = self.completer(prompt, 2 if kind == "pair" else 1)  # type: ignore[misc]
+        assert self.prompts is not None and self.completer is not None  # next_question asks only with a completer
+        prompt = self.prompts.sample(self.np_random).text
+        completions = self.completer(prompt, 2 if kind == "pair" else 1)
         # the board owns these texts, so a lone surrogate (which UTF-8 cannot carry to the page) is replaced
         texts = [_SURROGATE.sub("\ufffd", str(text)) for text in (prompt, *completions)]
         question = Question(uuid.uuid4().hex, kind, texts[0], tuple(texts[1:]), "model")
@@ -255,8 +259,9 @@ class QuestionBoard:
                         f"Expected rating to be a number from {low:g} to {high:g} for a rating question, got "
                         f"{short_repr(rating if choice is None else choice)}"
                     )
+                assert rating is not None  # valid: a real number
                 record = rating_record(question.prompt, question.completions[0], float(rating), self.scale, **extra)
-                result = float(rating)  # type: ignore[arg-type]
+                result = float(rating)
             append_record(self.log_path, record)
             del self._open[question.id]
             self.answered += 1

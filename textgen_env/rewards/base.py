@@ -17,6 +17,7 @@ import abc
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class FunctionReward(Reward):
         if not callable(function):
             raise TypeError(f"Expected a callable reward function, got {type(function).__name__}")
         self.function = function
-        self.name = name or getattr(function, "__name__", type(function).__name__)
+        self.name = cast(str, name or getattr(function, "__name__", type(function).__name__))
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
         scores = np.empty(len(prompts), dtype=np.float64)
@@ -157,7 +158,7 @@ class WeightedReward(Reward):
         return tuple(key for reward, _ in self.terms for key in reward.component_names)
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
-        return sum(self.components(prompts, completions, dones).values())
+        return cast(np.ndarray, sum(self.components(prompts, completions, dones).values()))  # >= 1 term: an array
 
     def components(
         self,

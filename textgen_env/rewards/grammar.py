@@ -14,7 +14,7 @@ import functools
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -109,7 +109,7 @@ class GrammaticalityReward(Reward):
         return ("grammar_logprob", "grammar_slor", "grammar_spelling")
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
-        return sum(self.components(prompts, completions, dones).values())
+        return cast(np.ndarray, sum(self.components(prompts, completions, dones).values()))  # three arrays
 
     def components(
         self,

@@ -149,7 +149,7 @@ class HumanFeedbackReward(Reward):
     def _check_rating(self, value: object, source: str) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"Expected {source} to be a number from {self._scale_text()}, got {value!r}")
-        if not self.scale[0] <= value <= self.scale[1]:  # also rejects NaN
+        if not self.scale[0] <= float(value) <= self.scale[1]:  # also rejects NaN
             raise ValueError(f"Expected {source} to be a number from {self._scale_text()}, got {value!r}")
         return float(value)
 
@@ -222,9 +222,9 @@ class ReplayReward(Reward):
         if isinstance(default, bool) or not isinstance(default, numbers.Real) or not math.isfinite(default):
             raise ValueError(f"Expected default to be a finite number, got {default!r}")
         self.log_path = path
-        self.default = float(default)
-        self.ratings = load_ratings(path)
-        self.misses = 0
+        self.default: float = float(default)
+        self.ratings: dict[tuple[str, str], float] = load_ratings(path)
+        self.misses: int = 0
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
         scores = np.zeros(len(completions))

@@ -11,7 +11,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -168,8 +168,8 @@ class FluencyReward(Reward):
         scores = np.full(len(completions), self.min_logprob)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         device = next(model.parameters()).device
-        for batch in _batches([len(ids) for ids, _ in encoded], self.batch_size):
-            batch = [i for i in batch if encoded[i][1] > 0]  # nothing to score: keeps the floor
+        for candidates in _batches([len(ids) for ids, _ in encoded], self.batch_size):
+            batch = [i for i in candidates if encoded[i][1] > 0]  # nothing to score: keeps the floor
             if not batch:
                 continue
             inputs = _right_padded({"input_ids": [encoded[i][0] for i in batch]}, pad_id)
@@ -246,7 +246,7 @@ class ClassifierReward(Reward):
 
     def _label_index(self, model: PreTrainedModel) -> int:
         id2label = {int(index): str(name) for index, name in (model.config.id2label or {}).items()}
-        count = model.config.num_labels
+        count = cast(int, model.config.num_labels)  # the config's num_labels property is always set
         labels = [id2label.get(index, f"LABEL_{index}") for index in range(count)]
         if isinstance(self.label, int) and 0 <= self.label < count:
             return self.label
@@ -271,7 +271,7 @@ class ClassifierReward(Reward):
                         model = AutoModelForSequenceClassification.from_pretrained(model)
                     except (OSError, ValueError) as cause:
                         raise OSError(
-                            f"Could not load the classifier {os.fspath(model)!r}: pass a local folder with "
+                            f"Could not load the classifier {os.fspath(cast(str, model))!r}: pass a local folder with "
                             f"config.json and weights, or a model name in the local Hugging Face cache. Cause: {cause}"
                         ) from cause
                     self.label_index = self._label_index(model)
@@ -287,7 +287,8 @@ class ClassifierReward(Reward):
                 prepare_tokenizer(tokenizer)
                 if model.config.pad_token_id is None:
                     model.config.pad_token_id = tokenizer.pad_token_id  # GPT-style heads find the last token by it
-                self.model, self.tokenizer = model.to(self.device).eval(), tokenizer
+                # transformers' wrapped `to` is typed as an unbound function, hence the ignore
+                self.model, self.tokenizer = model.to(self.device).eval(), tokenizer  # type: ignore[arg-type]
         return self.model, self.tokenizer
 
     def probabilities(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
@@ -295,7 +296,7 @@ class ClassifierReward(Reward):
         model, tokenizer = self._load()
         max_length = _max_length(model, tokenizer)
         multi_label = model.config.num_labels == 1 or model.config.problem_type == "multi_label_classification"
-        result = np.zeros((len(completions), model.config.num_labels))
+        result = np.zeros((len(completions), cast(int, model.config.num_labels)))  # always set
         device = next(model.parameters()).device
         lengths = [len(p) * self.include_prompt + len(c) for p, c in zip(prompts, completions)]
         for batch in _batches(lengths, self.batch_size):

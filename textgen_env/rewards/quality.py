@@ -74,7 +74,7 @@ def _offline_syllables(textstat: Any) -> None:
     def get_cmudict(lang: str) -> dict[str, list[list[str]]] | None:
         return words if lang.split("_")[0] == "en" else None
 
-    counter.get_cmudict = get_cmudict
+    counter.get_cmudict = get_cmudict  # type: ignore[attr-defined]  # checked by hasattr above
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,13 +15,16 @@ import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from textgen_env.rewards.base import Reward
 from textgen_env.storage import recover_folder
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 __all__ = ["REWARD_MODEL_FILE", "RewardModelReward", "check_metadata", "encode_pairs", "load_reward_model"]
 
@@ -30,7 +33,7 @@ REWARD_MODEL_FILE = "reward_model.json"
 FORMAT = "textgen-env reward model"
 
 
-def encode_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> dict:
+def encode_pairs(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> BatchEncoding:
     """Tokenize (prompt, completion) text pairs, padded on the right and cut to `max_length` (the prompt first)."""
     return tokenizer(
         list(prompts),

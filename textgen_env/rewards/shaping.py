@@ -50,11 +50,12 @@ class RewardShaper:
         scored = np.flatnonzero(np.asarray(dones, dtype=bool)) if self.mode == "sparse" else np.arange(count)
         parts = {key: np.zeros(count) for key in self.reward.component_names}
         if len(scored):
+            rows = scored.tolist()
             scores = self.reward.components(
-                [prompts[i] for i in scored],
-                [completions[i] for i in scored],
-                [bool(dones[i]) for i in scored],
-                None if references is None else [references[i] for i in scored],
+                [prompts[i] for i in rows],
+                [completions[i] for i in rows],
+                [bool(dones[i]) for i in rows],
+                None if references is None else [references[i] for i in rows],
             )
             for key, values in scores.items():
                 parts[key] = np.zeros(count)  # a custom components() may add keys it did not declare
