@@ -30,6 +30,7 @@ class DQN(Agent):
     """Value-based learning over tokens; config: `DQNConfig`."""
 
     config_class = DQNConfig
+    config: DQNConfig  # what config_class builds
     name = "dqn"
 
     def __init__(self, env, config=None, **kwargs) -> None:
@@ -44,14 +45,14 @@ class DQN(Agent):
 
     def sample_actions(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """Boltzmann over Q (= logits) at the exploration temperature, uniform with probability epsilon."""
-        config: DQNConfig = self.config  # type: ignore[assignment]
+        config = self.config
         actions = super().sample_actions(logits, config.exploration_temperature * temperature)
         explore = torch.rand(actions.shape, generator=self.generator) < config.epsilon
         random_actions = torch.randint(0, logits.shape[1], actions.shape, generator=self.generator)
         return torch.where(explore, random_actions, actions)
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
-        config: DQNConfig = self.config  # type: ignore[assignment]
+        config = self.config
         self.buffer.extend(rollout.to_episodes())  # replayed across iterations: kept as plain lists
         if len(self.buffer) < max(config.learning_starts, config.minibatch_size):
             return {"losses/td": 0.0, "train/buffer_episodes": float(len(self.buffer))}

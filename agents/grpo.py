@@ -53,6 +53,7 @@ class GRPO(Agent):
     """Group Relative Policy Optimization; config: `GRPOConfig`."""
 
     config_class = GRPOConfig
+    config: GRPOConfig  # what config_class builds
     name = "grpo"
 
     def __init__(self, env, config=None, **kwargs) -> None:
@@ -72,7 +73,7 @@ class GRPO(Agent):
         return [seeds[i - i % size] for i in range(len(seeds))]
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
-        config: GRPOConfig = self.config  # type: ignore[assignment]
+        config = self.config
         n = len(rollout)
         rollout.group_ids = group_ids(rollout.slots, rollout.turns, config.group_size)
         advantages = grouped_relative_advantages(  # (N,): one per completion, shared by its tokens
@@ -88,6 +89,7 @@ class GRPO(Agent):
                 m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
+                assert batch.advantages is not None  # set before the epochs
                 policy_loss, policy_stats = clipped_policy_loss(
                     logp, batch.logprobs, batch.advantages, m, config.clip_range
                 )

@@ -40,11 +40,12 @@ class PPO(Agent):
     """Proximal Policy Optimization on the LM policy (see the module docstring); config: `PPOConfig`."""
 
     config_class = PPOConfig
+    config: PPOConfig  # what config_class builds
     uses_value_head = True
     name = "ppo"
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
-        config: PPOConfig = self.config  # type: ignore[assignment]
+        config = self.config
         n = len(rollout)
         mask = rollout.completion_mask
         need_kl = self.needs_kl()
@@ -60,6 +61,8 @@ class PPO(Agent):
                 m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
+                assert batch.advantages is not None and batch.returns is not None  # set above, before the epochs
+                assert scored.values is not None  # PPO's policy has a value head
                 policy_loss, policy_stats = clipped_policy_loss(
                     logp, batch.logprobs, batch.advantages, m, config.clip_range
                 )
@@ -78,6 +81,7 @@ class PPO(Agent):
                     totals.setdefault(key, []).append(value)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            assert rollout.kl is not None  # the KL pass of rewards_with_kl_penalty filled it
             kl_per_episode = self.dist.mean(float(masked_sum(rollout.kl, mask)), n)  # over every rank's episodes
             self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
             stats["rollout/kl"] = kl_per_episode

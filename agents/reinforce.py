@@ -28,6 +28,7 @@ class REINFORCE(Agent):
     """REINFORCE with a baseline; config: `REINFORCEConfig`."""
 
     config_class = REINFORCEConfig
+    config: REINFORCEConfig  # what config_class builds
     name = "reinforce"
 
     def __init__(self, env, config=None, **kwargs) -> None:
@@ -40,7 +41,7 @@ class REINFORCE(Agent):
         return self.config.baseline == "value"
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
-        config: REINFORCEConfig = self.config  # type: ignore[assignment]
+        config = self.config
         n = len(rollout)
         need_kl = self.needs_kl()
         mask = rollout.completion_mask
@@ -59,7 +60,9 @@ class REINFORCE(Agent):
                 scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 loss_terms = {}
+                assert g is not None  # returns are set before the epochs
                 if config.baseline == "value":
+                    assert scored.values is not None  # the value baseline gives the policy a value head
                     advantages = g - scored.values.detach()
                     loss_terms["losses/value"] = 0.5 * masked_mean((scored.values - g) ** 2, m)
                 elif config.baseline == "running_mean":
@@ -79,6 +82,7 @@ class REINFORCE(Agent):
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
         stats["train/baseline"] = self.baseline
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
+            assert rollout.kl is not None  # the KL pass of rewards_with_kl_penalty filled it
             kl_per_episode = self.dist.mean(float(masked_sum(rollout.kl, mask)), n)
             self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
             stats["rollout/kl"] = kl_per_episode

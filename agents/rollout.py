@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,7 +204,7 @@ class RolloutBatch:
         width_t = max(int(self.completion_lengths[index].max()), 1)
         start, stop = self.prompt_length - width_p, self.prompt_length + width_t
         chosen = index.tolist()
-        updates: dict[str, object] = {
+        updates: dict[str, Any] = {
             "input_ids": self.input_ids[index, start:stop],
             "attention_mask": self.attention_mask[index, start:stop],
             "prompt_length": width_p,
