@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -77,12 +78,12 @@ class LMPolicy(nn.Module):
             conv1d = any(type(m).__name__ == "Conv1D" for m in model.modules())  # GPT-2 stores weights transposed
             config = LoraConfig(
                 r=lora_rank,
-                lora_alpha=lora_alpha,
+                lora_alpha=lora_alpha,  # type: ignore[arg-type]  # peft annotates int; it scales by alpha / r
                 target_modules="all-linear",
                 lora_dropout=0.0,
                 fan_in_fan_out=conv1d,
             )
-            model = get_peft_model(model, config)
+            model = cast(PreTrainedModel, get_peft_model(model, config))  # a PeftModel forwards the model's API
         else:
             model.requires_grad_(True)
         self.model = model
@@ -115,7 +116,10 @@ class LMPolicy(nn.Module):
         """Feed each slot its new tokens; return (B, V) next-token logits and (B,) values (None w/o value head)."""
         with self.autocast():
             out = cache.advance(tokens, restart)
-        values = self.value_head(out.hidden.float()).squeeze(-1) if self.value_head is not None else None
+        values = None
+        if self.value_head is not None:
+            assert out.hidden is not None  # rollout_cache gives a value head its hidden states
+            values = self.value_head(out.hidden.float()).squeeze(-1)
         return out.logits[:, : self.vocab_size].float(), values
 
     @contextlib.contextmanager
@@ -159,6 +163,7 @@ class LMPolicy(nn.Module):
             logits = logits / temperature
         values = None
         if want_hidden:
+            assert self.value_head is not None  # want_hidden asks for it
             hidden = outputs.hidden_states[-1][:, batch.prompt_length - 1 : -1]  # (B, T, H) states s_0..s_{T-1}
             values = self.value_head(hidden.float()).squeeze(-1)  # (B, T)
         return PolicyOutput(logits=logits, values=values)
@@ -167,7 +172,7 @@ class LMPolicy(nn.Module):
     def reference_logits(self, batch: RolloutBatch, *, temperature: float = 1.0) -> torch.Tensor:
         """(B, T, V) logits of the frozen reference at the completion positions, divided by `temperature`."""
         if self.lora_rank > 0:
-            with self.model.disable_adapter():
+            with self.model.disable_adapter():  # type: ignore[operator]  # a PeftModel when lora_rank > 0
                 return self.score(batch, model=self.model, temperature=temperature).logits
         if not self._reference:
             raise ValueError("Expected a reference model for the KL term, got none; pass reference= to LMPolicy")
