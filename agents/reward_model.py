@@ -222,7 +222,9 @@ def _score_stats(model: Any, tokenizer: Any, comparisons: list[Comparison], max_
         prompts, completions = zip(*pairs[start : start + 32])
         scores.append(model(**encode_pairs(tokenizer, prompts, completions, max_length)).logits[:, 0])
     values = torch.cat(scores).double()
-    return float(values.mean()), float(values.std()) if len(values) > 1 else 1.0
+    std = float(values.std()) if len(values) > 1 else 1.0
+    # scores that are all equal give no scale to normalise by: 1.0 keeps them as they are (the loader refuses <= 0)
+    return float(values.mean()), std if math.isfinite(std) and std > 0 else 1.0
 
 
 def train_reward_model(

@@ -182,3 +182,20 @@ def test_a_plain_language_model_folder_is_not_a_reward_model(tiny_model_dir):
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=f"Expected {message}"):
         RewardModelConfig(**kwargs)
+
+
+def test_equal_scores_get_a_unit_scale_the_loader_accepts(tiny):
+    """A trunk that scores every text alike has no spread: the saved score_std is 1.0, never 0 (refused on load)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from agents.reward_model import Comparison, _score_stats
+
+    _, tokenizer = tiny
+
+    def constant(**batch):
+        return SimpleNamespace(logits=torch.full((batch["input_ids"].shape[0], 1), 0.25))
+
+    comparisons = [Comparison("the movie was", "good", "bad"), Comparison("the film", "great", "awful")]
+    assert _score_stats(constant, tokenizer, comparisons, 16) == (0.25, 1.0)
