@@ -15,10 +15,11 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
+from gymnasium.spaces import Discrete
 from transformers import PreTrainedModel
 
 from agents.checkpoint import read_checkpoint
@@ -31,6 +32,9 @@ from agents.rollout import Episode, Rollout, RolloutBatch
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder
+
+if TYPE_CHECKING:
+    from textgen_env.dialogue import TextDialogueVectorEnv
 
 __all__ = ["Agent", "Callback", "Episode", "Rollout", "RolloutBatch"]
 
@@ -83,8 +87,8 @@ class Agent(abc.ABC):
                 model = copy.deepcopy(source)
             else:
                 model, _ = load_model(source, tokenizer=tokenizer, device=env_config.device)
-        rows = model.get_input_embeddings().num_embeddings
-        n_actions = int(self.env.single_action_space.n)
+        rows = cast(int, model.get_input_embeddings().num_embeddings)  # an nn.Embedding's row count
+        n_actions = int(cast(Discrete, self.env.single_action_space).n)  # action_mode='vocab', checked above
         if n_actions != len(tokenizer) or rows < n_actions:
             raise ValueError(
                 f"Expected an env whose action space matches the policy's vocabulary ({len(tokenizer)} tokens, "
@@ -186,7 +190,7 @@ class Agent(abc.ABC):
         conversation so far as its prompt (user turns are never actions, so never in the loss or the KL) and the
         rewards of the conversation's later replies added to its last token (the return is the conversation's)."""
         env, n = self.env, self.env.num_envs
-        obs, _ = env.reset(seed=seeds)
+        obs, _ = env.reset(seed=seeds)  # type: ignore[arg-type]  # list[int] suits both envs; lists are invariant
         cache = self.policy.rollout_cache(n)
         prompts = _prompt_ids(obs, range(n))
         tokens: list[list[int]] = [list(p) for p in prompts]
@@ -405,7 +409,7 @@ def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:
     return [ids[i][mask[i]].tolist() for i in slots]
 
 
-def _as_vector_env(env: Any) -> TextGenVectorEnv:
+def _as_vector_env(env: Any) -> TextGenVectorEnv | TextDialogueVectorEnv:
     inner = getattr(env, "unwrapped", env)
     if isinstance(inner, TextGenEnv):  # a single env: run its settings as a one-slot vector env
         from dataclasses import fields

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import cast
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import textgen_env  # noqa: F401  (registers TextGen-v0)
+    from textgen_env import TextGenVectorEnv
     from textgen_env.generation import KVSampler
 
     torch.manual_seed(args.seed)
@@ -27,8 +29,9 @@ def run_demo(args: argparse.Namespace) -> int:
         reward=args.reward,
         max_new_tokens=args.max_new_tokens,
     )
-    model = vec.unwrapped.model  # the env's model doubles as the (untrained) policy here
-    policy = KVSampler(model, args.num_envs, vocab_size=len(vec.unwrapped.tokenizer), temperature=args.temperature)
+    env = cast(TextGenVectorEnv, vec.unwrapped)  # TextGen-v0's vector entry point
+    model = env.model  # the env's model doubles as the (untrained) policy here
+    policy = KVSampler(model, args.num_envs, vocab_size=len(env.tokenizer), temperature=args.temperature)
     obs, _ = vec.reset(seed=args.seed)
     restart = np.ones(args.num_envs, dtype=bool)  # slots whose observation is a fresh prompt
     autoreset = np.zeros(args.num_envs, dtype=bool)  # slots the env resets on the next step (NEXT_STEP mode)

@@ -150,7 +150,9 @@ def main_job_options(agent: str) -> dict[str, Any]:
     return {k: v for k, v in MAIN_JOB_OPTIONS.items() if k in names and not (dqn and k.startswith("kl_"))}
 
 
-def dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: str) -> TextDialogueVectorEnv:
+def dialogue_env(
+    settings: TrainSettings, scenarios: str, model: Any, device: str | torch.device
+) -> TextDialogueVectorEnv:
     """The conversations `settings` describe (slots, user, turns, reply tokens) in `scenarios`, with `model`."""
     return TextDialogueVectorEnv(
         num_envs=settings.num_envs,
@@ -163,7 +165,8 @@ def dialogue_env(settings: TrainSettings, scenarios: str, model: Any, device: st
     )
 
 
-def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv, Agent]:
+def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv | TextDialogueVectorEnv, Agent]:
+    env: TextGenVectorEnv | TextDialogueVectorEnv
     if settings.env == "dialogue":
         env = dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
     else:
@@ -179,7 +182,9 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVec
     checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
         return env, cls.load(checkpoint, env, distributed=ctx)
-    return env, cls(env, seed=settings.seed, distributed=ctx, **settings.agent_options)
+    options = settings.agent_options
+    assert options is not None  # TrainSettings.__post_init__ filled it
+    return env, cls(env, seed=settings.seed, distributed=ctx, **options)
 
 
 def _needed_bytes(agent: Agent) -> int:
@@ -190,11 +195,12 @@ def _needed_bytes(agent: Agent) -> int:
     return 2 * (weights + 2 * trained) + weights
 
 
-def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> EvalResult:
+def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings) -> EvalResult:
     if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
         model = env.loaded_model if env.loaded_model is not None else settings.model
         eval_env = dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
         return evaluate_dialogue(agent, eval_env, rounds=settings.eval_samples_per_prompt, seed=settings.seed)
+    assert isinstance(env, TextGenVectorEnv)  # settings.env == "textgen"
     return evaluate(
         agent.policy,
         env,
@@ -205,7 +211,9 @@ def _evaluate(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings) -> E
     )
 
 
-def _load_or_run_before(agent: Agent, env: TextGenVectorEnv, settings: TrainSettings, path: Path) -> EvalResult:
+def _load_or_run_before(
+    agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings, path: Path
+) -> EvalResult:
     """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
     if path.is_file() and settings.resume:
         stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
@@ -275,6 +283,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         nonlocal eval_seconds
         stats["wall_seconds"] = time.perf_counter() - started
         if settings.eval_every and settings.env == "textgen" and trained.iteration % settings.eval_every == 0:
+            assert isinstance(env, TextGenVectorEnv)  # settings.env == "textgen"
             eval_start = time.perf_counter()
             quick = evaluate(
                 trained.policy, env, quick_eval, samples_per_prompt=2, temperature=trained.config.temperature
@@ -351,7 +360,7 @@ def _export_model(agent: Agent, folder: Path) -> None:
 
     model = agent.policy.model
     if agent.config.lora_rank > 0:
-        model = copy.deepcopy(model).merge_and_unload()
+        model = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]  # a PeftModel when lora_rank > 0
     with atomic_folder(folder, name="export") as staging:
         model.save_pretrained(staging)
         agent.policy.tokenizer.save_pretrained(staging)
