@@ -14,9 +14,9 @@ import math
 import os
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -25,9 +25,15 @@ from textgen_env.storage import recover_folder, retired_folder
 
 __all__ = ["CheckpointError", "checkpoint_exists", "read_checkpoint", "validate_checkpoint"]
 
-SAFE_TYPES = [Episode]
+SAFE_TYPES: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [Episode]
 """Classes a checkpoint may hold besides tensors and plain data: DQN checkpoints written before 0.3 pickled their
 replay episodes as `Episode` dataclasses (now they are dicts); an `Episode` is rebuilt from its fields, nothing runs."""
+
+
+class ConfigClass(Protocol):
+    """What checkpoint validation asks of a config class (`agents.config.AgentConfig` and its subclasses)."""
+
+    def from_dict(self, values: Mapping[str, Any], *, strict: bool = True) -> Any: ...
 
 
 class CheckpointError(ValueError):
@@ -55,7 +61,7 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def validate_checkpoint(state: Any, file: str | os.PathLike[str], config_class: type | None = None) -> None:
+def validate_checkpoint(state: Any, file: str | os.PathLike[str], config_class: ConfigClass | None = None) -> None:
     """Raise `CheckpointError` naming `file` and the field unless `state` has an agent checkpoint's structure and
     its metadata has valid types and finite numbers; with `config_class`, its config must also pass that class's
     own checks (``config_class.from_dict``)."""
@@ -139,7 +145,7 @@ def _load(file: Path) -> Any:
         return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def read_checkpoint(path: str | os.PathLike[str], config_class: type | None = None) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike[str], config_class: ConfigClass | None = None) -> dict[str, Any]:
     """The state dict of the checkpoint folder `path` (see `Agent.load`), validated (`validate_checkpoint`).
 
     The folder is read first, then its retired copy (`textgen_env.storage.retired_folder`: what a kill between the

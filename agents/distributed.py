@@ -87,7 +87,7 @@ class DistributedContext:
             return tensor.cuda()
         return tensor
 
-    def sum(self, values: Iterable[float] | torch.Tensor) -> torch.Tensor:
+    def sum(self, values: Iterable[float | torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """The element-wise sum over the ranks of float64 `values` (the values themselves in a single process)."""
         tensor = torch.as_tensor(values if isinstance(values, torch.Tensor) else list(values), dtype=torch.float64)
         if not self.enabled:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
 
 from agents.functional import _check_number
 
@@ -14,6 +15,7 @@ class _KLControllerState:
     """``state_dict``/``load_state_dict`` shared by the KL controllers (dataclasses)."""
 
     value: float
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the controllers are dataclasses
 
     def state_dict(self) -> dict[str, float]:
         """Settings and current coefficient, for checkpoints."""
