@@ -114,10 +114,10 @@ class EditReinforce:
         while not finished.all():
             actions = self.act(obs)
             actions[finished] = 0  # ignored: those slots are done (their next step resets them)
-            for n in np.flatnonzero(~finished):
+            for n in np.flatnonzero(~finished).tolist():
                 steps.append((int(n), {key: value[n] for key, value in obs.items()}, int(actions[n])))
             obs, reward, terminated, truncated, _ = env.step(actions)
-            for n in np.flatnonzero(~finished):
+            for n in np.flatnonzero(~finished).tolist():
                 rewards[n].append(float(reward[n]))
             finished |= terminated | truncated
         to_go = [np.cumsum(r[::-1])[::-1].tolist() for r in rewards]

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -98,7 +98,11 @@ class RewardModelConfig:
 def comparisons_from_feedback(log: FeedbackLog, margin_scale: float = 1.0) -> list[Comparison]:
     """The comparisons of a feedback log: one per non-tie preference, one per differently rated pair of
     completions of a prompt (the latest rating of a completion counts)."""
-    comparisons = [Comparison(p.prompt, p.chosen, p.rejected) for p in log.preferences if p.preference != "tie"]
+    comparisons = [  # not a tie: both sides are set
+        Comparison(p.prompt, cast(str, p.chosen), cast(str, p.rejected))
+        for p in log.preferences
+        if p.preference != "tie"
+    ]
     latest: dict[str, dict[str, float]] = {}
     for rating in log.ratings:
         latest.setdefault(rating.prompt, {})[rating.completion] = rating.rating
@@ -259,14 +263,15 @@ def train_reward_model(
     head = {id(p) for name, p in model.named_parameters() if {"score", "classifier"} & set(name.split("."))}
     trunk_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head]
     head_params = [p for p in model.parameters() if p.requires_grad and id(p) in head]
+    groups: list[dict[str, Any]] = [{"params": trunk_params}, {"params": head_params, "lr": 10 * config.learning_rate}]
     optimizer = torch.optim.AdamW(
-        [{"params": trunk_params}, {"params": head_params, "lr": 10 * config.learning_rate}],
+        groups,
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
     generator = torch.Generator().manual_seed(config.seed)
     log(f"training on {len(train)} comparisons, holding out {len(held_out)} ({_describe(feedback, comparisons)})")
-    history = [{"epoch": 0, "eval": _evaluate(model, tokenizer, held_out, config)}]
+    history: list[dict[str, Any]] = [{"epoch": 0, "eval": _evaluate(model, tokenizer, held_out, config)}]
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train), generator=generator).tolist()
@@ -278,7 +283,7 @@ def train_reward_model(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-        row = {"epoch": epoch, "train": _evaluate(model, tokenizer, train, config)}
+        row: dict[str, Any] = {"epoch": epoch, "train": _evaluate(model, tokenizer, train, config)}
         row["eval"] = _evaluate(model, tokenizer, held_out, config)
         history.append(row)
         log(

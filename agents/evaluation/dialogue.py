@@ -9,6 +9,8 @@ generator and token count are restored afterwards, so evaluating never changes t
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -32,7 +34,11 @@ def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> E
         raise ValueError(f"Expected rounds to be an int >= 1, got {rounds!r}")
     saved_env, saved_generator, saved_steps = agent.env, agent.generator, agent.num_timesteps
     agent.env, agent.generator = env, torch.Generator().manual_seed(seed)
-    ratings, kls, lengths, samples, replies = [], [], [], [], []
+    ratings: list[float] = []
+    kls: list[float] = []
+    lengths: list[int] = []
+    samples: list[dict[str, object]] = []
+    replies: list[str] = []
     with agent.policy.float32():  # the float32 policy, also after training with bf16_autocast
         try:
             for round_index in range(rounds):
@@ -42,6 +48,7 @@ def evaluate_dialogue(agent: Agent, env, *, rounds: int = 2, seed: int = 0) -> E
                 agent.policy.score_reference(
                     batch, temperature=agent.config.temperature, chunk_size=agent.config.minibatch_size
                 )
+                assert batch.kl is not None  # score_reference filled it
                 episode_kl = masked_sum(batch.kl, batch.completion_mask, dim=1).tolist()
                 cursor = 0
                 for slot in range(env.num_envs):
@@ -84,7 +91,7 @@ def gain_by_scenario(before: EvalResult, after: EvalResult) -> dict[str, dict[st
     Returns ``{scenario: {"conversations", "before", "after", "gain", "gain_se"}}``, SEs over the scenario's
     conversations (``nan`` for a scenario met only once).
     """
-    names = [s["scenario"] for s in before.samples]
+    names = [cast(str, s["scenario"]) for s in before.samples]  # evaluate_dialogue wrote each scenario's name
     if names != [s["scenario"] for s in after.samples]:
         raise ValueError("Expected two evaluations of the same conversations (same seed), got different scenarios")
     table: dict[str, dict[str, float]] = {}
