@@ -118,6 +118,8 @@ class KLPenaltyCallback(BaseCallback):
         verbose: SB3 verbosity.
     """
 
+    model: OnPolicyAlgorithm  # _on_training_start refuses any other algorithm
+
     def __init__(
         self,
         kl_coef: float = 0.05,

@@ -18,7 +18,7 @@ logits are permutation-equivariant), which learns from far fewer steps::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from gymnasium import spaces
@@ -29,7 +29,7 @@ from torch import nn
 try:
     from sb3_contrib.common.maskable.policies import MaskableMultiInputActorCriticPolicy
 except ImportError:  # sb3-contrib is optional: EditCandidatePolicy then says how to install it
-    MaskableMultiInputActorCriticPolicy = None
+    MaskableMultiInputActorCriticPolicy = None  # type: ignore[assignment,misc]  # None marks it missing
 
 __all__ = ["CandidateScorer", "EditCandidateExtractor", "EditCandidatePolicy"]
 
@@ -51,13 +51,15 @@ class EditCandidateExtractor(BaseFeaturesExtractor):
             raise ValueError(
                 f"Expected a TextEdit-v0 observation space with action_mode='candidates', got one without {missing}"
             )
-        rows, _ = observation_space["candidate_ids"].shape
+        ids_space = cast(spaces.Box, observation_space["candidate_ids"])  # the spaces of edit_observation_space
+        ops_space = cast(spaces.MultiDiscrete, observation_space["candidate_ops"])
+        rows, _ = ids_space.shape
         self.rows = int(rows)
-        self.num_ops = int(observation_space["candidate_ops"].nvec[0])
-        edits_left = int(observation_space["edits_left"].n)
+        self.num_ops = int(ops_space.nvec[0])
+        edits_left = int(cast(spaces.Discrete, observation_space["edits_left"]).n)
         self.per_row = per_row = embedding_dim + self.num_ops + 2
         super().__init__(observation_space, features_dim=self.rows * per_row + edits_left)
-        self.embedding = nn.Embedding(int(observation_space["candidate_ids"].high.max()) + 1, embedding_dim)
+        self.embedding = nn.Embedding(int(ids_space.high.max()) + 1, embedding_dim)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         ids = observations["candidate_ids"].round().long()  # (B, K+1, L): SB3 hands Box observations over as float
@@ -77,9 +79,10 @@ class CandidateScorer(nn.Module):
     def __init__(self, rows: int, per_row: int, hidden: int = 64) -> None:
         super().__init__()
         self.rows, self.per_row = rows, per_row
-        self.mlp = nn.Sequential(nn.Linear(per_row, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-        nn.init.orthogonal_(self.mlp[2].weight, gain=0.01)  # near-uniform first policy, as SB3 initialises its heads
-        nn.init.zeros_(self.mlp[2].bias)
+        first, head = nn.Linear(per_row, hidden), nn.Linear(hidden, 1)
+        self.mlp = nn.Sequential(first, nn.Tanh(), head)
+        nn.init.orthogonal_(head.weight, gain=0.01)  # near-uniform first policy, as SB3 initialises its heads
+        nn.init.zeros_(head.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         rows = features[:, : self.rows * self.per_row].reshape(-1, self.rows, self.per_row)  # (B, K+1, F)
@@ -99,13 +102,16 @@ if MaskableMultiInputActorCriticPolicy is not None:
 
         def _build(self, lr_schedule: Any) -> None:
             super()._build(lr_schedule)
-            extractor = self.pi_features_extractor
+            extractor = cast(EditCandidateExtractor, self.pi_features_extractor)  # features_extractor_class above
             self.action_net = CandidateScorer(extractor.rows, extractor.per_row)
-            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+            # SB3 types optimizer_class as the Optimizer base, whose constructor has no lr (SB3 ignores this too)
+            self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+                self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+            )
 
 else:
 
-    class EditCandidatePolicy:  # type: ignore[no-redef]
+    class EditCandidatePolicy:  # type: ignore[no-redef]  # the stand-in when sb3-contrib is missing
         """Placeholder that explains the missing dependency."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
@@ -51,12 +51,13 @@ class TokenBagExtractor(BaseFeaturesExtractor):
                 "TokenBagExtractor reads token observations: expected a Dict with 'input_ids' "
                 f'(observation_mode="tokens"), got {observation_space}'
             )
-        length = int(observation_space["input_ids"].shape[-1])
+        input_ids = cast(spaces.Box, observation_space["input_ids"])  # the token observation's Box
+        length = int(input_ids.shape[-1])
         if not 1 <= last_tokens <= length:
             raise ValueError(f"Expected last_tokens in [1, {length}], got {last_tokens}")
         super().__init__(observation_space, features_dim=embedding_dim * (1 + last_tokens))
         self.last_tokens = last_tokens
-        self.embedding = nn.Embedding(int(observation_space["input_ids"].high.max()) + 1, embedding_dim)
+        self.embedding = nn.Embedding(int(input_ids.high.max()) + 1, embedding_dim)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         ids = observations["input_ids"].round().long()  # (B, L): SB3 hands Box observations over as float
@@ -119,7 +120,7 @@ def check_sb3_env(
                 'LMActorCriticPolicy needs observation_mode="tokens" and action_mode="vocab", got '
                 f"observation_mode={config.observation_mode!r}, action_mode={config.action_mode!r}"
             )
-        check_token_spaces(*spaces_of, int(spaces_of[1].n))
+        check_token_spaces(*spaces_of, int(cast(spaces.Discrete, spaces_of[1]).n))  # action_mode='vocab'
     elif policy == "MlpPolicy" and config.observation_mode == "tokens":
         raise ValueError(
             'MlpPolicy needs a Box observation: use observation_mode="hidden" (the env model\'s hidden state), or '

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ class TokenObservationExtractor(BaseFeaturesExtractor):
     """Features = the token observation itself: ``(B, 2, L)`` stacking ``input_ids`` and ``attention_mask``."""
 
     def __init__(self, observation_space: spaces.Dict) -> None:
-        length = int(observation_space["input_ids"].shape[-1])
+        length = int(cast(spaces.Box, observation_space["input_ids"]).shape[-1])
         super().__init__(observation_space, features_dim=2 * length)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -177,6 +177,7 @@ class TokenStreamCache:
             tokens.append(current[-1:].tolist() if extends else current.tolist())
             restart.append(not extends)
             self.held[slot] = current
+        assert self.kv is not None  # made above: a new cache starts at weights version -1
         return self.kv.advance(tokens, restart)
 
 
@@ -233,7 +234,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
             )
         if tokenizer is None and not isinstance(action_space, spaces.Discrete):
             raise ValueError(f"Expected the token action space Discrete(vocabulary size), got {action_space}")
-        vocab_size = len(tokenizer) if tokenizer is not None else int(action_space.n)
+        vocab_size = len(tokenizer) if tokenizer is not None else int(cast(spaces.Discrete, action_space).n)
         check_token_spaces(observation_space, action_space, vocab_size)
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
@@ -247,7 +248,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         """Build the LM and its value head (in place of SB3's MLPs) and one optimizer over both."""
         self.lm = self._source.pop().build()
-        rows = self.lm.get_input_embeddings().num_embeddings
+        rows = cast(int, self.lm.get_input_embeddings().num_embeddings)  # an nn.Embedding's row count
         if self.tokenizer is not None:
             check_vocabulary_rows(rows, self.tokenizer)
         elif not self.vocab_size <= rows <= 2 * self.vocab_size:
@@ -257,7 +258,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
             )
         config = self.lm.config.get_text_config()
         limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-        length = int(self.observation_space["input_ids"].shape[-1])
+        input_ids = cast(spaces.Box, cast(spaces.Dict, self.observation_space)["input_ids"])  # checked in __init__
+        length = int(input_ids.shape[-1])
         if limit is not None and limit < length:
             raise ValueError(f"Expected observations of at most the model's {limit} positions, got length {length}")
         self.lm.requires_grad_(True)
@@ -266,7 +268,10 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         nn.init.zeros_(self.value_net.weight)  # values start at 0 instead of disturbing the trunk
         nn.init.zeros_(self.value_net.bias)
         self._parameter_list = list(self.parameters())  # for the cheap weights-version check of the KV cache
-        self.optimizer = self.optimizer_class(self._parameter_list, lr=lr_schedule(1), **self.optimizer_kwargs)
+        # SB3 types optimizer_class as the Optimizer base, whose constructor has no lr (SB3 ignores this too)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self._parameter_list, lr=lr_schedule(1), **self.optimizer_kwargs
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -280,7 +285,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
     # ------------------------------------------------------------------------------------------------- forwards
     def _tokens(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) int64 ids and mask from SB3's float observations."""
-        features = self.extract_features(obs)  # (B, 2, L) float32
+        features = cast(torch.Tensor, self.extract_features(obs))  # (B, 2, L) float32: one extractor, one tensor
         return features[:, 0].round().long(), features[:, 1].round().long()
 
     def _full_forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,7 +338,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         return out.logits[:, : self.vocab_size], self.value_net(out.hidden)
 
     def _distribution(self, logits: torch.Tensor) -> CategoricalDistribution:
-        return self.action_dist.proba_distribution(action_logits=logits)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        return cast(CategoricalDistribution, distribution)  # SB3's distribution for a Discrete action space
 
     @staticmethod
     def _choose(logits: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -344,7 +350,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         logits, values = self._logits_and_values(obs, self.rollout_cache)
         actions = self._choose(logits, deterministic)
         log_prob = self._distribution(logits).log_prob(actions)
-        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+        return actions.reshape((-1, *(self.action_space.shape or ()))), values, log_prob
 
     def evaluate_actions(
         self, obs: PyTorchObs, actions: torch.Tensor
