@@ -157,6 +157,14 @@ class RolloutBatch:
             completions=completions if completions is not None else [""] * n,
         )
 
+    @classmethod
+    def concat(cls, batches: Sequence[RolloutBatch], pad_token_id: int) -> RolloutBatch:
+        """The rows of `batches` in order as one batch, padded anew (for example the ranks' rollouts joined);
+        returns keep their float64 sums."""
+        joined = cls.from_episodes([e for b in batches for e in b.to_episodes()], pad_token_id)
+        joined.scores = torch.cat([b.scores for b in batches])
+        return joined
+
     # ------------------------------------------------------------------------------------------------- reading
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

@@ -75,14 +75,17 @@ def test_two_ranks_equal_one_process_on_the_union_of_their_episodes(tmp_path, al
     single = build(algorithm, SINGLE_PROCESS, num_envs=4)  # same seed and model: rank 0's starting weights
     start = {n: p.detach().clone() for n, p in single.policy.named_parameters() if p.requires_grad}
     for iteration in range(3):  # the same updates on the union of both ranks' episodes, in one process
-        episodes = [e for r in ranks for e in r["rollouts"][iteration].to_episodes()]
-        union = RolloutBatch.from_episodes(episodes, single.policy.tokenizer.pad_token_id)
+        parts = [r["rollouts"][iteration] for r in ranks]
+        union = RolloutBatch.concat(parts, single.policy.tokenizer.pad_token_id)
         single.update(union)
     assert single.kl_controller.value == pytest.approx(ranks[0]["kl_coef"], rel=1e-6)
     moved = 0.0
     for name, param in single.policy.named_parameters():
         if param.requires_grad:
-            torch.testing.assert_close(param.detach(), ranks[0]["weights"][name], atol=1e-5, rtol=1e-4)
+            # the ranks sum their gradients in another order than one process; Adam divides each element by its own
+            # gradient scale, so where a gradient is ~0 that rounding reaches ~1e-5 after 3 steps at lr 1e-2 (the
+            # 0.1 code gives the same 1.48e-5 on one of 4096 GRPO weights with today's packages)
+            torch.testing.assert_close(param.detach(), ranks[0]["weights"][name], atol=5e-5, rtol=1e-4)
             moved = max(moved, float((param.detach() - start[name]).abs().max()))
     assert moved > 1e-3  # the updates did change the weights
 
