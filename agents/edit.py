@@ -182,13 +182,15 @@ class EditPPO(EditReinforce):
     several epochs of shuffled minibatches per iteration, whitened returns-to-go as advantages (no critic: the
     batch mean is the baseline, as in `EditReinforce`)."""
 
+    config: EditPPOConfig  # __init__ passes an EditPPOConfig
+
     def __init__(self, policy: LMPolicy, config: EditPPOConfig | None = None) -> None:
         super().__init__(policy, config or EditPPOConfig())
         self.np_random = np.random.default_rng(self.config.seed)
 
     def update(self, observations: list[dict[str, np.ndarray]], actions: list[int], returns: list[float]) -> float:
         """`epochs` passes of clipped policy-gradient steps; returns the last minibatch's loss."""
-        config: EditPPOConfig = self.config  # type: ignore[assignment]
+        config = self.config
         batch = {key: np.stack([o[key] for o in observations]) for key in observations[0]}
         chosen_actions = torch.as_tensor(actions)
         advantages = torch.as_tensor(returns, dtype=torch.float32, device=self.policy.device)

@@ -37,7 +37,7 @@ class REINFORCE(Agent):
         self._baseline_ready = False
 
     @property
-    def uses_value_head(self) -> bool:  # type: ignore[override]
+    def uses_value_head(self) -> bool:  # type: ignore[override]  # a property over the base's class flag
         return self.config.baseline == "value"
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:

@@ -33,7 +33,7 @@ from typing import Any
 try:
     import fcntl
 except ImportError:  # Windows: no flock; appends and run locks are then best effort
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on Windows: None marks it
 
 __all__ = [
     "COMPLETE_MARKER",

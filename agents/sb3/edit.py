@@ -105,7 +105,7 @@ if MaskableMultiInputActorCriticPolicy is not None:
             extractor = cast(EditCandidateExtractor, self.pi_features_extractor)  # features_extractor_class above
             self.action_net = CandidateScorer(extractor.rows, extractor.per_row)
             # SB3 types optimizer_class as the Optimizer base, whose constructor has no lr (SB3 ignores this too)
-            self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.optimizer = self.optimizer_class(  # type: ignore[call-arg]  # see above
                 self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
             )
 

@@ -90,7 +90,7 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
     ``rollout_buffer_class=EpisodeRolloutBuffer``; `LMActorCriticPolicy` then scores each episode with one forward.
     """
 
-    def get(  # type: ignore[override]
+    def get(  # type: ignore[override]  # narrower than SB3's buffer get, by design
         self, batch_size: int | None = None
     ) -> Generator[DictRolloutBufferSamples, None, None]:
         assert self.full, "the rollout buffer must be full before its minibatches are read"

@@ -269,7 +269,7 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         nn.init.zeros_(self.value_net.bias)
         self._parameter_list = list(self.parameters())  # for the cheap weights-version check of the KV cache
         # SB3 types optimizer_class as the Optimizer base, whose constructor has no lr (SB3 ignores this too)
-        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]  # see above
             self._parameter_list, lr=lr_schedule(1), **self.optimizer_kwargs
         )
 

@@ -95,7 +95,7 @@ class Reward(abc.ABC):
                     f"Expected references for reward {self.name!r}, got none; use a prompt source that supplies "
                     "them (a .jsonl file with a 'references' list per line, or prompts='facts')"
                 )
-            scores = self(prompts, completions, dones, references=references)  # type: ignore[call-arg]
+            scores = self(prompts, completions, dones, references=references)  # type: ignore[call-arg]  # needs_references
         else:
             scores = self(prompts, completions, dones)
         return {self.name: check_scores(self.name, scores, prompts)}

@@ -187,7 +187,7 @@ class HumanFeedbackReward(Reward):
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], dones: Sequence[bool]) -> np.ndarray:
         if self._known is None:
             exists = self.reuse_ratings and self.log_path is not None and self.log_path.is_file()
-            self._known = load_ratings(self.log_path) if exists else {}  # type: ignore[arg-type]
+            self._known = load_ratings(self.log_path) if exists else {}  # type: ignore[arg-type]  # set when exists
         scores = np.zeros(len(completions))
         finished = [i for i, done in enumerate(dones) if done]
         for count, i in enumerate(finished, start=1):
@@ -304,7 +304,7 @@ class PairwisePreference:
             answer = self.callback(prompt, completion_a, completion_b)
             if answer not in ("a", "b", "tie"):
                 raise ValueError(f"Expected the callback to return 'a', 'b' or 'tie', got {answer!r}")
-            choice: PreferenceChoice = answer  # type: ignore[assignment]
+            choice: PreferenceChoice = answer  # type: ignore[assignment]  # checked just above
         else:
             choice = self._ask_terminal(prompt, completion_a, completion_b)
         if self.log_path is not None:

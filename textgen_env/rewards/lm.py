@@ -288,7 +288,7 @@ class ClassifierReward(Reward):
                 if model.config.pad_token_id is None:
                     model.config.pad_token_id = tokenizer.pad_token_id  # GPT-style heads find the last token by it
                 # transformers' wrapped `to` is typed as an unbound function, hence the ignore
-                self.model, self.tokenizer = model.to(self.device).eval(), tokenizer  # type: ignore[arg-type]
+                self.model, self.tokenizer = model.to(self.device).eval(), tokenizer  # type: ignore[arg-type]  # see above
         return self.model, self.tokenizer
 
     def probabilities(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
