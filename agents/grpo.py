@@ -85,6 +85,9 @@ class GRPO(Agent):
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
+                if not len(rows):  # another rank has more replies this epoch: join its step without data
+                    self.optimizer_step(None)
+                    continue
                 batch = rollout.select(rows).to(device)
                 m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
@@ -117,5 +120,5 @@ class GRPO(Agent):
             if self.dist.enabled:  # over the ranks, weighted by their tokens (one process: its own value, exactly)
                 stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)
             stats["rollout/kl"] = stats["rollout/kl_per_token"] * mean_tokens
-            self.kl_controller.update(stats["rollout/kl"], n * self.dist.world_size)
+            self.kl_controller.update(stats["rollout/kl"], int(self.dist.sum([n])[0]))
         return stats
