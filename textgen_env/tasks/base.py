@@ -119,6 +119,12 @@ _INSTRUCTIONS: dict[str, dict[str, str]] = {
         "boxed": "Put the list, items separated by commas, inside \\boxed{}.",
         "answer_line": "End with a line 'Answer: <items separated by commas>'.",
     },
+    "yesno": {
+        "plain": "Answer yes or no.",
+        "tag": "Put yes or no inside <answer></answer>.",
+        "boxed": "Put yes or no inside \\boxed{}.",
+        "answer_line": "End with a line 'Answer: yes' or 'Answer: no'.",
+    },
     "expression": {
         "plain": "Answer with the expression only, for example (1 + 2) * 3.",
         "tag": "Put the expression inside <answer></answer>, for example <answer>(1 + 2) * 3</answer>.",
@@ -129,7 +135,7 @@ _INSTRUCTIONS: dict[str, dict[str, str]] = {
 
 
 def format_instruction(kind: str, answer_format: str) -> str:
-    """The sentence that asks for an answer of `kind` (number, text, list, expression) in `answer_format`."""
+    """The sentence that asks for an answer of `kind` (number, text, list, yesno, expression) in `answer_format`."""
     return _INSTRUCTIONS[kind][answer_format]
 
 
@@ -191,10 +197,19 @@ class TaskBase(abc.ABC):
         return self.phrasings[index].format(**fields), index
 
     def _item(
-        self, body: str, answer: Any, difficulty: int, phrasing: int, canonical: str, **metadata: Any
+        self,
+        body: str,
+        answer: Any,
+        difficulty: int,
+        phrasing: int,
+        canonical: str,
+        *,
+        kind: str | None = None,
+        **metadata: Any,
     ) -> TaskItem:
-        """Build an item: the instruction goes to the system prompt or ends the question."""
-        instruction = format_instruction(self.answer_kind, self.answer_format)
+        """Build an item: the instruction (for `kind`, default ``answer_kind``) goes to the system prompt or ends
+        the question."""
+        instruction = format_instruction(kind or self.answer_kind, self.answer_format)
         question = body if self.use_system_prompt else f"{body} {instruction}"
         return TaskItem(
             question=question,

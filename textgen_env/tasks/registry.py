@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
-from textgen_env.tasks.base import Task
+from textgen_env.tasks.base import Task, TaskBase
 
 __all__ = ["RG_PREFIX", "available_tasks", "make_task", "register_task"]
 
@@ -54,9 +54,26 @@ def make_task(name: str, **kwargs: Any) -> Task:
 
 def _register_builtins() -> None:
     from textgen_env.tasks.arithmetic import ArithmeticTask
+    from textgen_env.tasks.comparison import ComparisonTask
+    from textgen_env.tasks.countdown import CountdownTask
+    from textgen_env.tasks.counting import CountingTask
+    from textgen_env.tasks.jsonl import JsonlTask
+    from textgen_env.tasks.sorting import SortingTask
+    from textgen_env.tasks.strings import StringTask
+    from textgen_env.tasks.word_problems import WordProblemTask
 
-    for task_class in (ArithmeticTask,):
+    builtins: tuple[type[TaskBase], ...] = (
+        ArithmeticTask,
+        ComparisonTask,
+        CountdownTask,
+        CountingTask,
+        SortingTask,
+        StringTask,
+        WordProblemTask,
+    )
+    for task_class in builtins:
         register_task(task_class.name, task_class)
+    register_task("jsonl", JsonlTask)
 
 
 _register_builtins()
