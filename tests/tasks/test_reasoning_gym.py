@@ -37,7 +37,7 @@ def test_items_are_scored_by_reasoning_gym_offline(no_network, dataset):
 
 
 def test_higher_levels_ask_harder_questions():
-    task = make_task("rg:chain_sum", size=20)
+    task = ReasoningGymTask("chain_sum", size=20)
     assert task.level_options(1)["max_terms"] < task.level_options(task.difficulties[-1])["max_terms"]
 
 
@@ -61,7 +61,7 @@ def test_an_unknown_dataset_is_named_with_a_suggestion():
 
 
 def test_a_scorer_that_raises_scores_zero_and_is_counted(monkeypatch):
-    task = make_task("rg:chain_sum", size=5)
+    task = ReasoningGymTask("chain_sum", size=5)
     item = task.sample(np.random.default_rng(0), 1)
 
     def broken(answer, entry):
