@@ -17,7 +17,7 @@ def test_the_tasks_page_runs(monkeypatch, capsys):
     monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))  # the page registers "echo"
     blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
     assert len(blocks) >= 8
-    for block in blocks:
-        exec(compile(block, str(PAGE), "exec"), {"__name__": "__docs__"})  # our own page, as tests/test_readme.py runs the README
+    for block in blocks:  # our own page, run as tests/test_readme.py runs the README
+        exec(compile(block, str(PAGE), "exec"), {"__name__": "__docs__"})
     printed = capsys.readouterr().out
     assert "True True" in printed and "'difficulty': 2" in printed
