@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -22,9 +25,17 @@ def test_messages_put_the_system_prompt_first_when_there_is_one():
 
 def test_metadata_is_read_only_and_canonical_defaults_to_the_question():
     item = TaskItem("Q?", "a", 1, None, {"x": 1})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"TaskItem\.metadata is read-only"):
         item.metadata["x"] = 2  # type: ignore[index]  # the point: a read-only mapping refuses writes
     assert item.canonical == "Q?"
+
+
+def test_items_pickle_and_deep_copy_for_vector_envs():
+    item = make_task("countdown").sample(np.random.default_rng(0), 3)
+    for copied in (pickle.loads(pickle.dumps(item)), copy.deepcopy(item)):
+        assert copied == item
+        with pytest.raises(TypeError):
+            copied.metadata["target"] = 0  # type: ignore[index]  # still read-only
 
 
 def test_an_empty_question_is_refused():

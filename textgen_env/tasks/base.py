@@ -6,7 +6,6 @@ import abc
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -27,6 +26,20 @@ AnswerFormat = Literal["plain", "tag", "boxed", "answer_line"]
 ANSWER_FORMATS: tuple[str, ...] = ("plain", "tag", "boxed", "answer_line")
 """How a built-in task asks for its answer: alone (``plain``), in ``<answer></answer>``, in ``\\boxed{}``, or on a
 final ``Answer:`` line. The format component of the score checks that the completion follows it."""
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes after it is built (items are shared), yet pickles and deep-copies as a dict does
+    (vector envs send items to worker processes; ``MappingProxyType`` cannot be pickled)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("TaskItem.metadata is read-only; build a new TaskItem instead")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse  # type: ignore[assignment]  # mutators refuse on purpose
+    __ior__ = _refuse  # type: ignore[assignment]  # as above
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReadOnlyDict, (dict(self),))
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,8 @@ class TaskItem:
             raise ValueError(f"Expected question to be a non-empty string, got {self.question!r}")
         if not isinstance(self.answer, str):
             raise ValueError(f"Expected answer to be a string, got {self.answer!r}")
-        # a read-only view: items are shared between the sampler, the env and the evaluator
-        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        # read-only: items are shared between the sampler, the env and the evaluator
+        object.__setattr__(self, "metadata", ReadOnlyDict(self.metadata))
 
     @property
     def canonical(self) -> str:
