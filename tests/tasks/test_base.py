@@ -102,3 +102,12 @@ def test_without_a_system_prompt_the_instruction_ends_the_question():
     item = make_task("arithmetic", system_prompt=False, phrasing=0).sample(np.random.default_rng(0), 1)
     assert item.system_prompt is None
     assert item.question.startswith("What is ") and item.question.endswith("Answer with the number only.")
+
+
+def test_score_refuses_what_is_not_a_completion():
+    task = make_task("arithmetic")
+    item = task.sample(np.random.default_rng(0), 1)
+    with pytest.raises(TypeError, match="Expected completion to be a str, got NoneType"):
+        task.score(None, item)  # type: ignore[arg-type]  # the point: a wrong type
+    with pytest.raises(TypeError, match="Expected item to be a TaskItem, got dict"):
+        task.score("1", {"answer": "1"})  # type: ignore[arg-type]  # the point: a wrong type

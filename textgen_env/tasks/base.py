@@ -235,6 +235,10 @@ class TaskBase(abc.ABC):
     # -- scoring --------------------------------------------------------------------------------------------
     def score(self, completion: str, item: TaskItem) -> dict[str, float]:
         """``correct``, ``format`` and ``checker_error``, each 0.0 or 1.0 (see the class docstring)."""
+        if not isinstance(completion, str):
+            raise TypeError(f"Expected completion to be a str, got {type(completion).__name__}")
+        if not isinstance(item, TaskItem):
+            raise TypeError(f"Expected item to be a TaskItem, got {type(item).__name__}")
         try:
             correct, formatted = self._score(completion, item)
         except Exception:  # a failing checker scores 0 and is counted; the run goes on

@@ -116,7 +116,7 @@ class CountdownTask(TaskBase):
         rules = f"Allowed: {_OPERATION_NAMES[operations]} and parentheses; use {once}."
         shown = ", ".join(str(n) for n in numbers)
         body, phrasing = self._phrase(rng, numbers=shown, target=target, rules=rules)
-        canonical = f"{sorted(numbers)}->{target}|{difficulty}"
+        canonical = f"{sorted(numbers)}->{target}"  # one side of the split whatever the level's rules
         return self._item(
             body, expression, difficulty, phrasing, canonical, numbers=numbers, target=target, use_all=use_all
         )

@@ -38,7 +38,8 @@ class ReasoningGymTask(TaskBase):
     one without gets the single level 1. With dataset options (``make_task("rg:chain_sum", min_terms=3)``), those
     options are passed to ``reasoning_gym.create_dataset`` as they are and the task has the single level 1.
 
-    Items: ``size`` items per level generated from ``seed`` (the train/eval split then holds out a share of them);
+    Items: ``size`` items per level generated from ``seed`` (the train/eval split then holds out a share of them,
+    by question text, so a question that two levels share is on the same side);
     the question is reasoning-gym's own text, with the task's answer-format instruction. ``metadata["entry"]`` is
     reasoning-gym's entry.
 
@@ -108,7 +109,7 @@ class ReasoningGymTask(TaskBase):
         index = int(rng.integers(self.size))
         entry = self._dataset(difficulty)[index]
         return self._item(
-            entry["question"], entry["answer"], difficulty, 0, f"{difficulty}|{index}", index=index, entry=entry
+            entry["question"], entry["answer"], difficulty, 0, entry["question"], index=index, entry=entry
         )
 
     def score(self, completion: str, item: TaskItem) -> dict[str, float]:
