@@ -123,3 +123,21 @@ def test_word_problem_levels_ask_different_things():
     for level in range(1, 6):
         _, items = _items("word_problems", level)
         assert all(int(item.answer) >= 0 for item in items)
+
+
+def test_a_comparison_answer_must_name_one_option():
+    task, items = _items("comparison", 1, count=1)
+    item = items[0]
+    low, high = sorted(item.metadata["options"], key=int)
+    assert task.score(f"To compare {low} and {high}, look at the digits", item)["correct"] == 0.0
+    assert task.score(f"The larger number is {high}.", item)["correct"] == 1.0
+    assert task.score(f"{low} is smaller, so <answer>{high}</answer>", item)["correct"] == 1.0
+    assert task.score(f"The larger number is {low}.", item)["correct"] == 0.0
+
+
+def test_plain_format_for_text_and_lists_means_the_answer_alone():
+    task, items = _items("strings", 1, count=1)
+    assert task.score("music is a word with letters", items[0])["format"] == 0.0
+    assert task.score("cisum", items[0])["format"] == 1.0
+    task, items = _items("sorting", 1, count=1)
+    assert task.score("The largest number is 24, and the smallest number is 81.", items[0])["format"] == 0.0

@@ -47,7 +47,7 @@ class SortingTask(TaskBase):
 
     Scoring: the list (tag, boxed, Answer: line, else the whole completion; commas or spaces between items,
     brackets allowed) must hold exactly the given items in a valid order; numbers compare by value, words
-    ignoring case. ``format`` (plain): the completion is one line that reads as a list.
+    ignoring case. ``format`` (plain): the completion is one line that reads as a list of as many single items.
     """
 
     name = "sorting"
@@ -99,4 +99,10 @@ class SortingTask(TaskBase):
                 correct = same_words and [len(w) for w in words] == sorted(len(w) for w in words)
             else:
                 correct = [w.casefold() for w in given] == [w.casefold() for w in reference]
-        return correct, follows_format(completion, self.answer_format, lambda text: parse_list(text) is not None)
+        count = len(reference)
+
+        def a_list(text: str) -> bool:
+            items = parse_list(text)
+            return items is not None and len(items) == count and not any(" " in part for part in items)
+
+        return correct, follows_format(completion, self.answer_format, a_list)

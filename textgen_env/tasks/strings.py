@@ -39,7 +39,7 @@ class StringTask(TaskBase):
 
     Phrasings: two wordings per level, and the answer instruction. Scoring: the answer (tag, boxed, Answer: line,
     else the whole completion) equals the result ignoring case, surrounding quotes and trailing punctuation.
-    ``format`` (plain): the completion is one line.
+    ``format`` (plain): the completion is one line of as many words as the result (one, except for level 3).
     """
 
     name = "strings"
@@ -69,4 +69,7 @@ class StringTask(TaskBase):
     def _score(self, completion: str, item: TaskItem) -> tuple[bool, bool]:
         found = extract_answer(completion, ("tag", "boxed", "answer_line", "whole"))
         correct = found is not None and normalize_text(found).casefold() == item.answer.casefold()
-        return correct, follows_format(completion, self.answer_format, lambda text: bool(normalize_text(text)))
+        words = len(item.answer.split())
+        return correct, follows_format(
+            completion, self.answer_format, lambda text: len(normalize_text(text).split()) == words
+        )
