@@ -73,6 +73,7 @@ class ArithmeticTask(TaskBase):
         "{expression} = ?",
         "Work out the value of {spoken}.",
         "Evaluate the expression {expression}.",
+        "Compute {spoken}.",
     )
 
     def _sample(self, rng: np.random.Generator, difficulty: int) -> TaskItem:
