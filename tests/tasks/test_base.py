@@ -30,6 +30,11 @@ def test_metadata_is_read_only_and_canonical_defaults_to_the_question():
     assert item.canonical == "Q?"
 
 
+def test_equal_items_hash_alike():
+    first, second = (TaskItem("Q?", "a", 1, None, {"options": [1, 2]}) for _ in range(2))
+    assert first == second and len({first, second}) == 1
+
+
 def test_items_pickle_and_deep_copy_for_vector_envs():
     item = make_task("countdown").sample(np.random.default_rng(0), 3)
     for copied in (pickle.loads(pickle.dumps(item)), copy.deepcopy(item)):

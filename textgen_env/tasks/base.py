@@ -69,6 +69,10 @@ class TaskItem:
         # read-only: items are shared between the sampler, the env and the evaluator
         object.__setattr__(self, "metadata", ReadOnlyDict(self.metadata))
 
+    def __hash__(self) -> int:
+        # metadata is a dict (unhashable); equal items agree on these fields, so sets and dict keys work
+        return hash((self.question, self.answer, self.difficulty, self.system_prompt, self.canonical))
+
     @property
     def canonical(self) -> str:
         """The item's content independent of its phrasing: ``metadata["canonical"]``, else the question."""
