@@ -48,6 +48,16 @@ def test_dataset_options_pass_through_as_one_level():
     assert item.metadata["entry"]["metadata"]["num_terms"] == 4
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [({"colour": 1}, "unexpected keyword argument 'colour'"), ({"min_terms": 5, "max_terms": 2}, "max_terms must be")],
+    ids=["unknown", "inconsistent"],
+)
+def test_bad_dataset_options_are_refused_when_the_task_is_made(options, message):
+    with pytest.raises(ValueError, match=rf"Expected options of reasoning-gym's ChainSumConfig \(fields \[.*{message}"):
+        make_task("rg:chain_sum", **options)
+
+
 def test_held_out_items_do_not_appear_in_training():
     task = make_task("rg:letter_counting", size=200)
     train = {i.canonical for i in TaskSampler(task, seed=0, split="train", difficulty=1).take(300, unique=False)}

@@ -93,6 +93,16 @@ class ReasoningGymTask(TaskBase):
                 self._configs.append({k: v for k, v in config.items() if k not in ("seed", "size")})
         self.difficulties = tuple(range(1, len(self._configs) + 1))
         self._datasets: dict[int, Any] = {}
+        if options:  # check them now, not at the first sample inside a training run
+            config_class = factory.DATASETS[dataset][1]
+            fields = sorted(f.name for f in dataclasses.fields(config_class) if f.name not in ("seed", "size"))
+            try:
+                self._dataset(1)
+            except (TypeError, ValueError, AssertionError) as error:
+                raise ValueError(
+                    f"Expected options of reasoning-gym's {config_class.__name__} (fields {fields}), got {options!r}: "
+                    f"{error}"
+                ) from None
 
     def level_options(self, difficulty: int) -> dict[str, Any]:
         """The options ``create_dataset`` gets at `difficulty`."""
