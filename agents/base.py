@@ -59,6 +59,8 @@ class Agent(abc.ABC):
 
     config_class: ClassVar[type[AgentConfig]] = AgentConfig
     uses_value_head: ClassVar[bool] = False
+    uses_reference: ClassVar[bool] = True
+    """Whether the agent keeps a frozen reference model for its KL term (an agent without a KL term saves it)."""
     name: ClassVar[str] = "agent"
 
     def __init__(
@@ -78,7 +80,7 @@ class Agent(abc.ABC):
         if overrides:
             config = self.config_class.from_dict({**config.to_dict(), **overrides})
         self.config = config
-        self.env = _as_vector_env(env)
+        self.env: TextGenVectorEnv | TextDialogueVectorEnv = self.coerce_env(env)  # (the edit agents': theirs)
         env_config = self.env.config
         tokenizer = self.env.tokenizer
         if model is None or isinstance(model, (str, os.PathLike)):
@@ -86,15 +88,9 @@ class Agent(abc.ABC):
             if isinstance(source, PreTrainedModel):  # never train the env's own instance: take a copy
                 model = copy.deepcopy(source)
             else:
-                model, _ = load_model(source, tokenizer=tokenizer, device=env_config.device)
-        rows = cast(int, model.get_input_embeddings().num_embeddings)  # an nn.Embedding's row count
-        n_actions = int(cast(Discrete, self.env.single_action_space).n)  # action_mode='vocab', checked above
-        if n_actions != len(tokenizer) or rows < n_actions:
-            raise ValueError(
-                f"Expected an env whose action space matches the policy's vocabulary ({len(tokenizer)} tokens, "
-                f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
-            )
-        if reference is None and config.lora_rank == 0:
+                model, _ = load_model(source, tokenizer=tokenizer, device=getattr(env_config, "device", "cpu"))
+        self.check_model(model)
+        if reference is None and config.lora_rank == 0 and self.uses_reference:
             # the env's frozen model is the natural reference (no extra copy); else a copy taken now, before any
             # update or checkpoint load, so that it stays the initial policy
             env_model = self.env.loaded_model
@@ -136,6 +132,23 @@ class Agent(abc.ABC):
         return groups
 
     # ------------------------------------------------------------------------------------------------ interface
+    @classmethod
+    def coerce_env(cls, env: Any) -> Any:
+        """The vector env the agent trains on, from what the caller gave (checked); overridden by agents of
+        other envs."""
+        return _as_vector_env(env)
+
+    def check_model(self, model: PreTrainedModel) -> None:
+        """Raise when `model` cannot be the policy of this agent's env (its vocabulary against the action space)."""
+        tokenizer = self.env.tokenizer
+        rows = cast(int, model.get_input_embeddings().num_embeddings)  # an nn.Embedding's row count
+        n_actions = int(cast(Discrete, self.env.single_action_space).n)  # action_mode='vocab', checked above
+        if n_actions != len(tokenizer) or rows < n_actions:
+            raise ValueError(
+                f"Expected an env whose action space matches the policy's vocabulary ({len(tokenizer)} tokens, "
+                f"model with {rows} rows), got Discrete({n_actions}); use action_mode='vocab' and the model's tokenizer"
+            )
+
     @abc.abstractmethod
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
         """One learning step on a rollout; returns stats (namespaced keys, e.g. ``losses/policy``)."""
