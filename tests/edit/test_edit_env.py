@@ -286,13 +286,13 @@ def test_step_unfinished_idles_finished_slots_until_reset(make_edit_vec_env):
     started: list[int] = []
     restart = vec.batch.restart
     vec.batch.restart = lambda slots, *args, **kwargs: started.extend(slots) or restart(slots, *args, **kwargs)
-    obs, _ = vec.reset(seed=0)
+    vec.reset(seed=0)
     started.clear()
     _, rewards, terminated, _, infos = vec.step_unfinished(np.array([0, 1]))  # slot 0 stops, slot 1 edits
     assert terminated.tolist() == [True, False]
     text = infos["text"][0]
     for _ in range(2):
-        obs, rewards, terminated, truncated, infos = vec.step_unfinished(np.array([1, 1]))
+        _, rewards, terminated, truncated, infos = vec.step_unfinished(np.array([1, 1]))
         assert rewards[0] == 0.0 and not terminated[0] and not truncated[0]  # idle: nothing scored, no restart
     assert vec.batch.text(0) == text and started == []
     assert terminated[1]  # slot 1 used its 3 edits
