@@ -193,6 +193,11 @@ class TextCompletionEnv(CompletionWrapper):
         super().__init__(TextGenEnv(**kwargs))
         self.render_mode = render_mode
 
+    @property
+    def model(self) -> Any:
+        """The env's own model (TextGen-v0's: the KL reference; loaded on first access), e.g. to generate with."""
+        return self.token_env.model  # type: ignore[attr-defined]  # a TextGenEnv, built in __init__
+
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         result = super().step(action)
         if self.render_mode == "human":
