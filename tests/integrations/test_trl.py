@@ -3,12 +3,14 @@ columns, a mix splits into terms with the same total, and GRPOTrainer trains a f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from gymnasium.error import DependencyNotInstalled
 
 from textgen_env.integrations import _deps
-from textgen_env.integrations.trl import prompt_dataset, trl_reward_functions
+from textgen_env.integrations.trl import TRLTask, prompt_dataset, trl_reward_functions
 from textgen_env.rewards import make_reward
 
 MIX = {"length": 0.5, "keyword": 2.0}
@@ -80,6 +82,72 @@ def test_bad_dataset_arguments_raise(kwargs, match):
 def test_a_missing_dependency_names_the_pip_command():
     with pytest.raises(DependencyNotInstalled, match=r'pip install no-such-package \(or pip install "textgen-env\['):
         _deps.require("no_such_module_here", "no-such-package", feature="prompt_dataset")
+
+
+@dataclass(frozen=True)
+class AdditionItem:
+    question: str
+    answer: str
+    difficulty: int = 1
+
+    def messages(self):
+        return [{"role": "user", "content": self.question}]
+
+
+class AdditionTask:
+    """The tasks protocol in miniature: correct when the completion is the sum, format when it is a number."""
+
+    name = "addition"
+    difficulties = (1,)
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, completion, item):
+        self.calls += 1
+        return {"correct": float(completion.strip() == item.answer), "format": float(completion.strip().isdigit())}
+
+
+def test_a_task_becomes_a_dataset_and_one_function_per_score_part():
+    task = AdditionTask()
+    adapter = TRLTask(task, [AdditionItem("2 + 2?", "4"), AdditionItem("1 + 5?", "6")])
+    dataset = adapter.dataset()
+    assert dataset.column_names == ["prompt", "answer", "difficulty", "item_index"]
+    assert dataset[1]["prompt"] == [{"role": "user", "content": "1 + 5?"}]
+    correct, form = adapter.reward_functions({"correct": 1.0, "format": 0.5})
+    assert (correct.__name__, form.__name__) == ("addition_correct", "addition_format")
+    rows = dataset[:2]
+    replies = [[{"role": "assistant", "content": "4"}], [{"role": "assistant", "content": "five"}]]
+    assert correct(prompts=rows["prompt"], completions=replies, **rows) == [1.0, 0.0]
+    assert form(prompts=rows["prompt"], completions=replies, **rows) == [0.5, 0.0]
+    assert task.calls == 2  # the second function reused the batch's scores
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: TRLTask(object(), [AdditionItem("q", "1")]), TypeError, "Expected a task with a score"),
+        (lambda: TRLTask(AdditionTask(), []), ValueError, "Expected at least one task item"),
+        (
+            lambda: TRLTask(AdditionTask(), [AdditionItem("q", "1")]).reward_functions()[0](
+                prompts=["q"], completions=["1"]
+            ),
+            ValueError,
+            "Expected an 'item_index' column",
+        ),
+        (
+            lambda: TRLTask(AdditionTask(), [AdditionItem("q", "1")]).reward_functions({"speed": 1.0})[0](
+                prompts=["q"], completions=["1"], item_index=[0]
+            ),
+            ValueError,
+            "Expected the task's score to have 'speed'",
+        ),
+    ],
+    ids=["not-a-task", "no-items", "no-index-column", "unknown-component"],
+)
+def test_bad_task_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
 
 
 def test_grpo_trainer_trains_a_few_steps_on_our_reward(tiny_model_dir, tmp_path):

@@ -28,7 +28,7 @@ from textgen_env.prompts import PromptSpec, make_prompt_source
 from textgen_env.rewards import Reward, RewardSpec, WeightedReward, make_reward
 from textgen_env.validation import check_int
 
-__all__ = ["TRLRewardFunction", "completion_text", "prompt_dataset", "prompt_text", "trl_reward_functions"]
+__all__ = ["TRLRewardFunction", "TRLTask", "completion_text", "prompt_dataset", "prompt_text", "trl_reward_functions"]
 
 Message = Mapping[str, Any]
 
@@ -166,3 +166,68 @@ def prompt_dataset(
     if any(item.references for item in items):
         rows["references"] = [list(item.references) for item in items]
     return datasets.Dataset.from_dict(rows)
+
+
+class TRLTask:
+    """A checkable task's items as a TRL dataset, and its score (``correct``, ``format``, ...) as reward functions.
+
+    Works with any object with the task protocol of ``textgen_env.tasks`` (``name``, ``score(completion, item) ->
+    {component: value}``; items with ``messages()``, ``answer`` and ``difficulty``), so it needs nothing from the
+    tasks package itself. Draw the items from the train split (``textgen_env.tasks.TaskSampler(task, seed=0,
+    split="train")``) so that the held-out items stay out of training.
+
+    Args:
+        task: the task that scores completions.
+        items: the items to train on, in dataset order.
+    """
+
+    def __init__(self, task: Any, items: Sequence[Any]) -> None:
+        if not callable(getattr(task, "score", None)):
+            raise TypeError(f"Expected a task with a score(completion, item) method, got {type(task).__name__}")
+        if not items:
+            raise ValueError("Expected at least one task item, got none")
+        self.task = task
+        self.items = list(items)
+        self._cache: tuple[tuple[Any, ...], list[dict[str, float]]] | None = None
+
+    def dataset(self) -> Any:
+        """A `datasets.Dataset`: ``prompt`` (the item's chat messages), ``answer``, ``difficulty``, ``item_index``."""
+        datasets = require("datasets", "datasets", feature="TRLTask.dataset")
+        return datasets.Dataset.from_dict(
+            {
+                "prompt": [list(item.messages()) for item in self.items],
+                "answer": [str(item.answer) for item in self.items],
+                "difficulty": [int(item.difficulty) for item in self.items],
+                "item_index": list(range(len(self.items))),
+            }
+        )
+
+    def reward_functions(self, weights: Mapping[str, float] | None = None) -> list[Any]:
+        """One TRL reward function per score component, times its weight (default ``{"correct": 1.0, "format":
+        0.1}``); TRL logs each as ``rewards/<task>_<component>/mean``. The score of a batch is computed once."""
+        chosen = dict(weights if weights is not None else {"correct": 1.0, "format": 0.1})
+        return [self._component_function(name, float(weight)) for name, weight in chosen.items()]
+
+    def scores(self, completions: Sequence[Any], item_index: Sequence[int]) -> list[dict[str, float]]:
+        """The task's score of each completion against its row's item (cached for the batch's other components)."""
+        key = (tuple(item_index), tuple(completion_text(c) for c in completions))
+        if self._cache is None or self._cache[0] != key:
+            bad = [i for i in item_index if not 0 <= int(i) < len(self.items)]
+            if bad:
+                raise ValueError(f"Expected item_index values in [0, {len(self.items)}), got {bad[0]}")
+            texts = key[1]
+            self._cache = (key, [dict(self.task.score(t, self.items[int(i)])) for t, i in zip(texts, item_index)])
+        return self._cache[1]
+
+    def _component_function(self, component: str, weight: float) -> Any:
+        def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
+            if "item_index" not in columns:
+                raise ValueError("Expected an 'item_index' column in the dataset (use TRLTask.dataset()), got none")
+            scores = self.scores(completions, columns["item_index"])
+            missing = [s for s in scores if component not in s]
+            if missing:
+                raise ValueError(f"Expected the task's score to have {component!r}, got {sorted(missing[0])}")
+            return [weight * float(s[component]) for s in scores]
+
+        reward.__name__ = f"{getattr(self.task, 'name', 'task')}_{component}"
+        return reward
