@@ -305,26 +305,37 @@ class Agent(abc.ABC):
             self.save(checkpoint_dir)
         return self
 
-    def optimizer_step(self, loss: torch.Tensor, weight: float | torch.Tensor = 1.0) -> float:
+    def optimizer_step(self, loss: torch.Tensor | None, weight: float | torch.Tensor = 1.0) -> float:
         """Backward, average the gradients over the ranks, clip, step; returns the gradient norm before clipping.
 
         `weight` is the number of terms `loss` averages (the minibatch's tokens): across ranks, each rank's
-        gradient counts in proportion to it, so the step is the single-process step on the ranks' union.
+        gradient counts in proportion to it, so the step is the single-process step on the ranks' union. A `loss`
+        of None is an empty minibatch (see `minibatches`): this rank adds no gradient (weight 0) to the others'.
         """
-        if not torch.isfinite(loss):
+        if loss is not None and not torch.isfinite(loss):
             raise FloatingPointError(f"Training stopped at iteration {self.iteration}: the loss became {loss.item()}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is None:
+            weight = 0.0
+        else:
+            loss.backward()
         self.dist.average_gradients(self.policy.trainable_parameters(), float(weight))
         norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         return float(norm)
 
     def minibatches(self, size: int) -> list[np.ndarray]:
-        """Shuffled index minibatches over `size` episodes, from the agent's seeded generator."""
+        """Shuffled index minibatches over `size` episodes, from the agent's seeded generator.
+
+        Every rank gets as many as the rank with the most (in conversations the ranks collect different numbers of
+        replies): the missing ones are empty, and an update takes part in the others' step with
+        ``optimizer_step(None)``, so that every rank runs the same collectives.
+        """
         order = self.np_random.permutation(size)
         step = self.minibatch_per_rank
-        return [order[i : i + step] for i in range(0, size, step)]
+        chunks = [order[i : i + step] for i in range(0, size, step)]
+        count = self.dist.maximum(len(chunks))
+        return chunks + [order[:0]] * (count - len(chunks))
 
     def predict(self, observation: Any, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """Actions for token observations (SB3-style: returns ``(actions, None)``)."""

@@ -5,7 +5,10 @@ Launch with ``torchrun --nproc_per_node N -m agents.app.cli train ...`` (or ``te
 holds the same weights (rank 0's are broadcast at the start), collects its own share of each iteration's episodes
 with its own env seeds and sampler, and takes the same optimizer steps: each minibatch's gradients are summed over
 the ranks with every rank's gradient weighted by its number of loss terms (tokens), so the step is the one a single
-process would take on the union of the ranks' minibatches. Advantage whitening and the KL controller read
+process would take on the union of the ranks' minibatches. The ranks agree on the number of minibatches of an epoch
+(`DistributedContext.maximum`): in conversations (TextDialogue-v0) a rank's episodes are replies, their number varies,
+and a rank with fewer minibatches takes part in the others' steps with an empty one (weight 0, no gradient), so the
+collectives stay in lockstep. Advantage whitening and the KL controller read
 statistics all-reduced over the ranks; GRPO groups never straddle two ranks. Only rank 0 evaluates, logs and
 writes files; checkpoints carry every rank's random-generator states, so a run resumes exactly with the same world
 size. Backend: NCCL when the run uses CUDA (device ``cuda:LOCAL_RANK``), gloo on CPU.
@@ -95,6 +98,14 @@ class DistributedContext:
         moved = self._device_of(tensor.clone())
         self._collective(dist.all_reduce, moved, op=dist.ReduceOp.SUM)
         return moved.cpu()
+
+    def maximum(self, value: int) -> int:
+        """The largest of the ranks' integers `value` (the value itself in a single process)."""
+        if not self.enabled:
+            return int(value)
+        moved = self._device_of(torch.tensor([int(value)], dtype=torch.int64))
+        self._collective(dist.all_reduce, moved, op=dist.ReduceOp.MAX)
+        return int(moved.cpu()[0])
 
     def mean(self, total: float, count: float) -> float:
         """``sum_r total_r / sum_r count_r``: a mean over every rank's items from each rank's sum and count."""

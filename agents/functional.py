@@ -23,6 +23,7 @@ __all__ = [
     "kl_k2",
     "kl_k3",
     "kl_penalized_rewards",
+    "kl_to_go",
     "leave_one_out_advantages",
     "masked_mean",
     "masked_sum",
@@ -289,6 +290,20 @@ def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     _check_same_shape(logp=logp, ref_logp=ref_logp)
     log_ratio = ref_logp - logp
     return torch.expm1(log_ratio) - log_ratio  # expm1 keeps precision when the policies are close
+
+
+def kl_to_go(kl: Tensor, mask: Tensor) -> Tensor:
+    """(B, T) ``sum_{t' > t} kl_t'``: each token's KL still to come in its episode (0 on padding).
+
+    The score-function part of grad KL(whole completion): ``E[sum_t grad log pi(a_t|s_t) * kl_to_go_t]`` charges
+    an action for the KL of the states it leads to (the per-state KL at s_t does not depend on a_t).
+    """
+    _check_same_shape(kl=kl, mask=mask)
+    _check_2d("kl", kl)
+    valid = mask.bool()
+    kept = torch.where(valid, kl.to(_compute_dtype(kl.dtype)), 0.0)  # (B, T)
+    after = kept.flip(1).cumsum(1).flip(1) - kept  # (B, T) sum over t' >= t, minus t itself
+    return torch.where(valid, after, 0.0).to(kl.dtype)
 
 
 def kl_penalized_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float) -> Tensor:

@@ -4,7 +4,13 @@ Slots of the vector env are grouped (``group_size`` consecutive slots get the sa
 prompt); the advantage of a completion is its return minus the group mean (divided by the group std when
 ``scale_rewards``), shared by all its tokens. The loss is the clipped surrogate plus kl_coef times the exact
 per-token KL(pi || ref) with its gradient (KL in the loss, as in GRPO, rather than in the reward), at the states
-the rollout visited. Scoring uses the sampling temperature, for the policy and the reference alike.
+the rollout visited. That per-state term alone misses half of grad KL(whole completion): the score-function part
+``E[sum_t grad log pi(a_t|s_t) * sum_{t'>t} KL_t']``, the cost of steering into high-KL states. With
+``kl_score_term`` (the default) the advantage of token t also gets ``-kl_coef * sum_{t'>t} KL_t'`` (`kl_to_go`, the
+exact KL of the rollout policy), so that, per token, the update follows grad of E[group advantage-weighted return]
+- kl_coef * KL(pi || ref) of whole completions. The exact KL of the rollout policy comes from one no-grad pass
+before the update (`LMPolicy.score_reference`); it is what is logged and what the adaptive controller reads.
+Scoring uses the sampling temperature, for the policy and the reference alike.
 
 In a conversation (TextDialogue-v0) the slots of a group start the same scenario with the same seed, and a group is
 their replies at one turn of one collection round (`group_ids`): the first replies answer the very same prompt,
@@ -23,7 +29,9 @@ from agents.functional import (
     clipped_policy_loss,
     exact_kl_from_logits,
     grouped_relative_advantages,
+    kl_to_go,
     masked_mean,
+    masked_sum,
     selective_log_softmax,
 )
 from agents.rollout import RolloutBatch
@@ -82,9 +90,18 @@ class GRPO(Agent):
         rollout.advantages = advantages[:, None].expand_as(rollout.logprobs)
         device = self.policy.device
         beta = self.kl_controller.value
+        need_kl = self.needs_kl()
+        if need_kl:  # the exact KL of the rollout policy, before any step: for the controller and the score term
+            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
+            assert rollout.kl is not None  # set just above
+            if config.kl_score_term and beta > 0:
+                rollout.advantages = rollout.advantages - beta * kl_to_go(rollout.kl, rollout.completion_mask)
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
+                if not len(rows):  # another rank has more replies this epoch: join its step without data
+                    self.optimizer_step(None)
+                    continue
                 batch = rollout.select(rows).to(device)
                 m = batch.completion_mask
                 scored = self.policy.score(batch, temperature=config.temperature)
@@ -102,7 +119,7 @@ class GRPO(Agent):
                         m,
                     )
                     loss = loss + beta * kl
-                    totals.setdefault("rollout/kl_per_token", []).append(kl.item())
+                    totals.setdefault("losses/kl_per_token", []).append(kl.item())  # the moving policy's
                 grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in (
                     ("losses/policy", policy_loss.item()),
@@ -111,11 +128,11 @@ class GRPO(Agent):
                 ):
                     totals.setdefault(key, []).append(value)
         stats = {key: float(np.mean(values)) for key, values in totals.items()}
-        if "rollout/kl_per_token" in stats:  # measured only when the KL term is on
-            tokens = rollout.num_tokens
-            mean_tokens = self.dist.mean(tokens, n)
-            if self.dist.enabled:  # over the ranks, weighted by their tokens (one process: its own value, exactly)
-                stats["rollout/kl_per_token"] = self.dist.mean(stats["rollout/kl_per_token"] * tokens, tokens)
-            stats["rollout/kl"] = stats["rollout/kl_per_token"] * mean_tokens
-            self.kl_controller.update(stats["rollout/kl"], n * self.dist.world_size)
+        if need_kl:
+            assert rollout.kl is not None  # the pass before the update filled it
+            mask = rollout.completion_mask
+            kl_sum, tokens = float(masked_sum(rollout.kl, mask)), rollout.num_tokens
+            stats["rollout/kl"] = self.dist.mean(kl_sum, n)  # per completion, over every rank's
+            stats["rollout/kl_per_token"] = self.dist.mean(kl_sum, tokens)
+            self.kl_controller.update(stats["rollout/kl"], int(self.dist.sum([n])[0]))
         return stats

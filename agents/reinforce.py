@@ -55,6 +55,9 @@ class REINFORCE(Agent):
         baseline = self.baseline if self._baseline_ready else episode_returns
         for _ in range(config.epochs):
             for rows in self.minibatches(n):
+                if not len(rows):  # another rank has more replies this epoch: join its step without data
+                    self.optimizer_step(None)
+                    continue
                 batch = rollout.select(rows).to(device)
                 m, g = batch.completion_mask, batch.returns
                 scored = self.policy.score(batch, temperature=config.temperature)
@@ -84,7 +87,7 @@ class REINFORCE(Agent):
         if need_kl:  # not measured otherwise: leave it out rather than report a misleading 0
             assert rollout.kl is not None  # the KL pass of rewards_with_kl_penalty filled it
             kl_per_episode = self.dist.mean(float(masked_sum(rollout.kl, mask)), n)
-            self.kl_controller.update(kl_per_episode, n * self.dist.world_size)
+            self.kl_controller.update(kl_per_episode, int(self.dist.sum([n])[0]))
             stats["rollout/kl"] = kl_per_episode
         return stats
 

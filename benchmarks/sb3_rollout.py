@@ -62,6 +62,9 @@ def sb3_collect(
         seed=0,
         policy_kwargs={"model": LMSource(model), "tokenizer": tokenizer, "use_kv_cache": use_kv_cache},
         rollout_buffer_class=rollout_buffer_class,
+        # whole-episode minibatches: advantages normalised once over the rollout (SB3's estimator), not per minibatch
+        normalize_advantage=rollout_buffer_class is None,
+        rollout_buffer_kwargs={"normalize_advantage": True} if rollout_buffer_class is not None else None,
     )
     policy_time = [0.0]
     forward = ppo.policy.forward

@@ -85,6 +85,8 @@ def main() -> None:
         ent_coef=0.0,  # the KL penalty comes from KLPenaltyCallback; an entropy bonus would add another term
         policy_kwargs={"model": LMSource(model)},  # LMSource: save() stores the config only
         rollout_buffer_class=EpisodeRolloutBuffer,  # each update scores every episode with one forward
+        normalize_advantage=False,  # the buffer normalises once over the rollout (SB3's estimator), not per minibatch
+        rollout_buffer_kwargs={"normalize_advantage": True},
         tensorboard_log=args.output,
         seed=0,
     )

@@ -10,12 +10,18 @@ one forward over an episode's last observation gives the logits and values of al
 steps together and in order; `token_chains` finds, in any batch of observations, the runs of rows where each row is
 the previous row plus that row's action. Rows that form no chain (stock shuffled buffers) are scored one by one as
 before, so the policy is correct with any buffer and fast with this one.
+
+SB3's estimator stays the same: PPO normalises advantages per minibatch, and over minibatches of whole episodes the
+mean would contain the episode itself (with one episode per minibatch of a bandit-like task every normalised
+advantage is 0). So the buffer normalises once over the rollout (``rollout_buffer_kwargs={"normalize_advantage":
+True}``) and PPO must not normalise again (``normalize_advantage=False``; the buffer refuses the combination).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -88,7 +94,21 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
     `batch_size` steps; every step of the rollout is yielded once per epoch, as with the stock buffer. Minibatches
     vary in size, so the last one of an epoch may be small. Pass it to SB3's ``PPO`` or ``A2C`` with
     ``rollout_buffer_class=EpisodeRolloutBuffer``; `LMActorCriticPolicy` then scores each episode with one forward.
+
+    For PPO also pass ``normalize_advantage=False, rollout_buffer_kwargs={"normalize_advantage": True}``: the
+    advantages are then normalised once over the rollout (SB3 normalises per minibatch of random steps, which over
+    minibatches of whole episodes is another estimator); PPO's own per-minibatch normalisation is refused when a
+    minibatch is smaller than the rollout.
+
+    Args:
+        normalize_advantage: normalise the advantages to zero mean and unit std over the whole rollout, once.
     """
+
+    def __init__(self, *args: Any, normalize_advantage: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(normalize_advantage, bool):
+            raise ValueError(f"Expected normalize_advantage to be a bool, got {normalize_advantage!r}")
+        self.normalize_advantage = normalize_advantage
 
     def get(  # type: ignore[override]  # narrower than SB3's buffer get, by design
         self, batch_size: int | None = None
@@ -98,6 +118,14 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
         batch_size = total if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1, got {batch_size}")
+        algorithm = sys._getframe(1).f_locals.get("self")  # the caller of next(), e.g. PPO.train
+        if getattr(algorithm, "normalize_advantage", False) and batch_size < total:
+            raise ValueError(
+                f"Expected normalize_advantage=False for {type(algorithm).__name__} with EpisodeRolloutBuffer (per-"
+                "minibatch normalisation over whole episodes changes SB3's estimator; with one episode per minibatch "
+                "every advantage can become 0), got True: pass normalize_advantage=False and "
+                "rollout_buffer_kwargs={'normalize_advantage': True} to normalise once over the rollout"
+            )
         segments = episode_segments(self.episode_starts)
         order = np.random.permutation(len(segments))
         if not self.generator_ready:
@@ -105,6 +133,8 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
                 self.observations[key] = self.swap_and_flatten(obs)
             for name in ("actions", "values", "log_probs", "advantages", "returns"):
                 self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
+            if self.normalize_advantage:  # SB3's (a - mean) / (std + 1e-8), over the rollout instead of a minibatch
+                self.advantages = (self.advantages - self.advantages.mean()) / (self.advantages.std() + 1e-8)
             self.generator_ready = True
         pieces = [
             segments[i][start : start + batch_size] for i in order for start in range(0, len(segments[i]), batch_size)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,6 +89,51 @@ def test_two_ranks_equal_one_process_on_the_union_of_their_episodes(tmp_path, al
             torch.testing.assert_close(param.detach(), ranks[0]["weights"][name], atol=5e-5, rtol=1e-4)
             moved = max(moved, float((param.detach() - start[name]).abs().max()))
     assert moved > 1e-3  # the updates did change the weights
+
+
+@pytest.mark.slow
+def test_two_ranks_with_conversations_of_different_lengths_take_the_same_steps(tmp_path):
+    results = _launch(tmp_path, "ppo-dialogue", "train", timeout=180)  # collectives time out after 30 s
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for name, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][name]), name
+    assert ranks[0]["kl_coef"] == ranks[1]["kl_coef"] and ranks[0]["steps"] == ranks[1]["steps"]
+    sizes = [[len(rollout) for rollout in r["rollouts"]] for r in ranks]
+    real = [[sum(1 for rows in epoch if rows) for epoch in r["minibatches"]] for r in ranks]
+    assert real[0] != real[1], f"expected the ranks to need different numbers of minibatches, got {sizes}"
+    assert [len(e) for e in ranks[0]["minibatches"]] == [len(e) for e in ranks[1]["minibatches"]]
+
+    assert real[0][:2] != real[1][:2], f"expected different minibatch counts in the first update, got {real}"
+
+    # the first update on one process, on the union of the ranks' replies split as the ranks split them
+    single = build("ppo-dialogue", SINGLE_PROCESS)
+    start = {n: p.detach().clone() for n, p in single.policy.named_parameters() if p.requires_grad}
+    plans = [  # each epoch's minibatches of the union: rank 0's rows and rank 1's, side by side
+        [np.array(a + [sizes[0][0] + i for i in b], dtype=np.int64) for a, b in zip(first, second)]
+        for first, second in zip(ranks[0]["minibatches"][:2], ranks[1]["minibatches"][:2])
+    ]
+    single.minibatches = lambda size: plans.pop(0)
+    union = RolloutBatch.concat([r["rollouts"][0] for r in ranks], single.policy.tokenizer.pad_token_id)
+    single.update(union)
+    assert not plans
+    hidden = single.policy.model.config.n_embd
+    moved = 0.0
+    for name, param in single.policy.named_parameters():
+        if not param.requires_grad:
+            continue
+        expected, value = ranks[0]["snapshots"][0][name], param.detach()
+        if name.endswith("attn.c_attn.bias"):
+            # the key bias adds the same q.b_k to every score of a query, so softmax cancels it: its gradient is
+            # rounding noise, which Adam scales up to steps of +-lr whose sign depends on the summation order
+            expected, value = (
+                torch.cat([expected[:hidden], expected[2 * hidden :]]),
+                torch.cat([value[:hidden], value[2 * hidden :]]),
+            )
+        torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-4)
+        moved = max(moved, float((value - start[name][: value.shape[0]]).abs().max()) if value.dim() > 1 else 0.0)
+    assert moved > 1e-3  # the update did change the weights
 
 
 @pytest.mark.slow

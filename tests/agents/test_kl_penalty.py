@@ -18,6 +18,7 @@ from stable_baselines3 import PPO as SB3PPO
 from agents import GRPO, PPO, REINFORCE
 from agents.evaluation import evaluate
 from agents.policy import LMPolicy
+from agents.rollout import RolloutBatch
 from agents.sb3 import KLPenaltyCallback, LMActorCriticPolicy, LMSource, make_sb3_env
 from textgen_env import TextGenVectorEnv
 
@@ -155,3 +156,71 @@ def test_sb3_recipe_needs_reference_logprobs_and_no_env_kl(tiny):
         )
         with pytest.raises(ValueError, match=r"Expected envs built with reference_logprobs=True and kl_coef=0"):
             ppo.learn(8, callback=KLPenaltyCallback(kl_coef=0.1))
+
+
+def test_kl_to_go_sums_the_kl_after_each_token():
+    from agents.functional import kl_to_go
+
+    kl = torch.tensor([[0.1, 0.2, 0.3, 9.0], [0.5, 0.25, 9.0, 9.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    expected = [[0.5, 0.3, 0.0, 0.0], [0.25, 0.0, 0.0, 0.0]]
+    torch.testing.assert_close(kl_to_go(kl, mask), torch.tensor(expected))
+
+
+def test_score_term_with_per_state_term_is_the_gradient_of_the_whole_completion_kl():
+    """Enumerate every 2-token completion of a tabular policy: the expected gradient of the per-state KL term plus
+    log pi x the KL still to come equals the gradient of KL(pi || ref) over whole completions."""
+    from agents.functional import exact_kl_from_logits, kl_to_go
+
+    torch.manual_seed(0)
+    vocab = 3
+    first = torch.randn(vocab, requires_grad=True)  # logits of token 1
+    second = torch.randn(vocab, vocab, requires_grad=True)  # logits of token 2 given token 1
+    ref_first, ref_second = torch.randn(vocab), torch.randn(vocab, vocab)
+    whole = 0.0
+    surrogate = 0.0
+    for a in range(vocab):
+        for b in range(vocab):
+            logits = torch.stack([first, second[a]])[None]  # (1, 2, V)
+            ref = torch.stack([ref_first, ref_second[a]])[None]
+            logp = torch.log_softmax(logits, -1)[0, [0, 1], [a, b]]  # (2,)
+            ref_logp = torch.log_softmax(ref, -1)[0, [0, 1], [a, b]]
+            prob = logp.sum().exp()
+            whole = whole + prob * (logp - ref_logp).sum()  # KL of whole completions, exactly
+            per_state = exact_kl_from_logits(logits, ref)  # (1, 2) with its pathwise gradient
+            to_go = kl_to_go(per_state.detach(), torch.ones(1, 2, dtype=torch.bool))
+            # the expectation under the (fixed) sampling policy of the loss GRPO minimises for beta = 1
+            surrogate = surrogate + prob.detach() * (per_state.sum() + (logp * to_go[0]).sum())
+    expected = torch.autograd.grad(whole, [first, second], retain_graph=True)
+    got = torch.autograd.grad(surrogate, [first, second])
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+
+
+def test_grpo_controller_reads_the_exact_kl_of_the_rollout_policy(keyword_env):
+    from agents.functional import masked_sum
+
+    agent = GRPO(
+        keyword_env(4),
+        group_size=2,
+        episodes_per_iteration=8,
+        minibatch_size=4,
+        learning_rate=1e-2,
+        kl_coef=0.1,
+        kl_target=0.5,
+        kl_horizon=8,
+        seed=0,
+    )
+    with torch.no_grad():  # move away from the reference first
+        for param in agent.policy.trainable_parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    rollout = agent.collect()
+    check = RolloutBatch.concat([rollout], agent.policy.tokenizer.pad_token_id)
+    agent.policy.score_reference(check, temperature=1.0, chunk_size=8)  # before the update, independently
+    expected = float(masked_sum(check.kl, check.completion_mask)) / len(check)
+    assert expected > 0.01
+    seen = []
+    update = agent.kl_controller.update
+    agent.kl_controller.update = lambda kl, n: (seen.append(kl), update(kl, n))[1]
+    stats = agent.update(rollout)
+    assert seen == [pytest.approx(expected, rel=1e-5)] and stats["rollout/kl"] == seen[0]

@@ -3,6 +3,7 @@ env against single envs, chat templates, and bad input."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import gymnasium as gym
@@ -203,7 +204,9 @@ def test_a_malformed_user_turn_names_the_field(make_dialogue):
 
 def test_dense_feedback_pays_the_rating_as_it_builds_up_and_sums_to_it(make_dialogue):
     for mode in ("sparse", "dense"):
-        env = make_dialogue(scenarios="short_answer", max_turns=2, feedback_mode=mode, feedback_weight=2.0)
+        env = make_dialogue(
+            scenarios="short_answer", max_turns=2, feedback_mode=mode, feedback_weight=2.0, final_weight=0.0
+        )
         env.action_space.seed(4)
         steps = _play(env, seed=4)
         ratings = steps[-1][3]["feedback"]
@@ -232,3 +235,51 @@ def test_simulated_users_write_in_one_batch_what_each_would_alone(tiny):
     for i, env in enumerate(singles):
         assert vector.batch.conversations[i] == env.batch.conversations[0]
     assert all(len(c) == 3 for c in vector.batch.conversations)
+
+
+class ContentAtUser(User):
+    """Rates 0 until reply `content_at`, then 1 and ends content (0/1 ratings)."""
+
+    def __init__(self, content_at: int) -> None:
+        self.content_at = content_at
+
+    def respond(self, conversation):
+        self.turn += 1
+        happy = self.turn >= self.content_at
+        return UserTurn(text="tell me more", feedback=float(happy), done=happy)
+
+
+def _converse(env, replies: list[list[str]]) -> tuple[float, list[float]]:
+    """Write `replies` (words, then EOS) until the conversation ends; its return and the user's ratings."""
+    env.reset(seed=0)
+    total, terminated, info = 0.0, False, {}
+    for words in replies:
+        for token in [*env.tokenizer.convert_tokens_to_ids(words), env.tokenizer.eos_token_id]:
+            _, reward, terminated, _, info = env.step(token)
+            total += float(reward)
+            if terminated or info.get("reply_ended"):
+                break
+        if terminated:
+            return total, info["feedback"]
+    raise AssertionError("expected the conversation to end")
+
+
+def test_satisfying_the_user_sooner_never_returns_less_than_stalling(make_dialogue, tiny):
+    model, tokenizer = tiny
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.add_tokens(["sorry", "refund"])  # the refund rubric's words, so that a reply can say them
+    model = copy.deepcopy(model)
+    model.resize_token_embeddings(len(tokenizer))
+    env = make_dialogue(scenarios="refund", model=model, tokenizer=tokenizer, chat_template=False)
+    sorry, refund = ["i", "sorry"], ["sorry", "refund"]  # rated 1/3 (stalling) and 2/3 (content at 0.6)
+    at_once, ratings = _converse(env, [refund])
+    assert ratings == pytest.approx([2 / 3])
+    for stalled in range(1, 4):  # 1 or 2 apologies then the refund, or apologies until max_turns
+        plan = [sorry] * stalled + [refund]
+        later, ratings = _converse(env, plan)
+        assert later == pytest.approx(np.mean(ratings))  # the return is the evaluated quantity
+        assert at_once > later, (stalled, ratings)
+    for first, second in ((1, 2), (2, 3)):  # 0/1 ratings: content after fewer replies returns strictly more
+        sooner = _converse(make_dialogue(user=ContentAtUser(first), max_turns=3), [["the"]] * 3)[0]
+        stalling = _converse(make_dialogue(user=ContentAtUser(second), max_turns=3), [["the"]] * 3)[0]
+        assert sooner > stalling, (first, second, sooner, stalling)

@@ -41,10 +41,14 @@ class DialogueConfig:
     max_context_tokens: int = 192
     """Longest conversation text in tokens (>= 8); the oldest turns are dropped to fit (never a system message or
     the last message)."""
-    feedback_weight: float = 1.0
-    """Weight w (>= 0) of the user's rating of each reply, paid on the reply's last token (see ``feedback_mode``)."""
-    final_weight: float = 0.0
-    """Weight (>= 0) of the conversation's mean rating, paid at its last step."""
+    feedback_weight: float = 0.0
+    """Weight w (>= 0) of the user's rating of each reply, paid on the reply's last token (see ``feedback_mode``).
+    0 by default: a sum of ratings pays stalling (three replies rated 0.33 return 1.0, one rated 0.67 that satisfies
+    the user returns 0.67), while the evaluation reports the mean rating per conversation."""
+    final_weight: float = 1.0
+    """Weight (>= 0) of the conversation's mean rating, paid at its last step. The default return (this weight 1,
+    ``feedback_weight`` 0) is the mean rating per conversation, the quantity the evaluation reports; satisfying the
+    user sooner never returns less than stalling with lower-rated replies first."""
     chat_template: bool = True
     """Render the conversation with the tokenizer's chat template when it has one."""
     feedback_mode: Literal["sparse", "dense"] = "sparse"

@@ -89,10 +89,13 @@ class TextDialogueEnv(gym.Env):
 
     ## Rewards
     Every step pays the package reward of the reply (``reward``, sparse or dense as in TextGen-v0; none by default)
-    and the KL term when ``kl_coef > 0``. A reply's last token also gets ``feedback_weight * rating`` (with
-    ``feedback_mode="dense"`` that rating is paid as it builds up, token by token, summing to the same); the
-    conversation's last step also gets ``final_weight * mean rating``. The return is the sum of all: the weighted
-    ratings of every reply plus the package rewards. ``info["reward_components"]`` splits each step's reward.
+    and the KL term when ``kl_coef > 0``. The conversation's last step gets ``final_weight * mean rating`` (weight 1
+    by default); with ``feedback_weight > 0`` a reply's last token also gets ``feedback_weight * rating`` (with
+    ``feedback_mode="dense"`` paid as it builds up, token by token, summing to the same). The return is the sum of
+    all. By default it is the user's mean rating of the conversation's replies, the quantity the evaluation reports
+    (`agents.evaluation.dialogue`): a reply that satisfies the user at once returns its rating, one that stalls first
+    returns less (a sum of per-reply ratings, the default of version 0.2, paid stalling: three apologies rated 0.33
+    returned 1.0, giving the refund at once 0.67). ``info["reward_components"]`` splits each step's reward.
 
     ## Starting State
     A scenario drawn with the env's seeded generator, the user's opening message, an empty reply.
