@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit"}
-FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback")
+FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback", "textgen_env.tools")
 SB3 = ("stable_baselines3", "sb3_contrib")
 
 # agents' layers, lowest first: a module may import its own layer or lower ones only
