@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from textgen_env.tools.base import Tool, ToolError, ToolRegistry, UnknownToolError, check_arguments
 from textgen_env.tools.calculator import calculate, calculator_tool
 from textgen_env.tools.calls import CALL_FORMATS, CallFormat, call_format_for
+from textgen_env.tools.chat_prefix import PrefixReport, check_chat_template_prefix
 from textgen_env.tools.python_sandbox import PythonSandbox, SandboxResult, python_tool
 from textgen_env.tools.search import SearchIndex, load_corpus, search_tool
 
@@ -20,6 +21,7 @@ __all__ = [
     "BUILTIN_TOOLS",
     "CALL_FORMATS",
     "CallFormat",
+    "PrefixReport",
     "PythonSandbox",
     "SandboxResult",
     "SearchIndex",
@@ -31,6 +33,7 @@ __all__ = [
     "calculator_tool",
     "call_format_for",
     "check_arguments",
+    "check_chat_template_prefix",
     "load_corpus",
     "make_registry",
     "python_tool",

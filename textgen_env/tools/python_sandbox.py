@@ -57,13 +57,13 @@ class SandboxResult:
     stdout: str
     """The first ``max_output_chars`` characters the code printed."""
     stderr: str
-    """The first ``max_output_chars`` characters of its error output (a traceback when it failed)."""
+    """The last ``max_output_chars`` characters of its error output (a traceback's end when it failed)."""
     returncode: int | None
     """The exit status; negative: killed by that signal; None: killed at the wall-clock limit."""
     timed_out: bool
     """Killed at the wall-clock limit."""
     output_truncated: bool
-    """The output was cut at the limit."""
+    """The printed output was cut at the limit."""
     network_isolated: bool
     """The process ran in its own empty network namespace."""
     seconds: float
@@ -169,13 +169,13 @@ class PythonSandbox:
                 finally:
                     _kill_group(process)
             stdout, cut_out = _read_capped(stdout_path, self.max_output_chars)
-            stderr, cut_err = _read_capped(stderr_path, self.max_output_chars)
+            stderr = stderr_path.read_bytes().decode("utf-8", errors="replace")[-self.max_output_chars :]  # the end
             return SandboxResult(
                 stdout=stdout,
                 stderr=stderr,
                 returncode=returncode,
                 timed_out=timed_out,
-                output_truncated=cut_out or cut_err,
+                output_truncated=cut_out,
                 network_isolated=network_isolated,
                 seconds=time.monotonic() - started,
             )

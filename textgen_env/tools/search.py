@@ -100,15 +100,19 @@ class SearchIndex:
         check_int("top_k", top_k, 1)
         self.passages = load_corpus(corpus)
         self.top_k = top_k
-        self._bm25 = BM25Okapi([_words(f"{p.title} {p.text}") or ["_"] for p in self.passages])
+        words = [_words(f"{p.title} {p.text}") or ["_"] for p in self.passages]
+        self._vocabularies = [set(w) for w in words]
+        self._bm25 = BM25Okapi(words)
 
     def search(self, query: str) -> list[Passage]:
-        """The passages that best match `query`, best first (none when no word matches)."""
+        """The passages that share a word with `query`, best BM25 score first (ties: corpus order)."""
         if not isinstance(query, str) or not _words(query):
             raise ToolError(f"Expected a query with at least one word, got {query!r}")
-        scores = self._bm25.get_scores(_words(query))
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[: self.top_k]
-        return [self.passages[i] for i in order if scores[i] > 0]
+        terms = _words(query)
+        scores = self._bm25.get_scores(terms)
+        matching = [i for i, vocabulary in enumerate(self._vocabularies) if vocabulary.intersection(terms)]
+        order = sorted(matching, key=lambda i: (-scores[i], i))[: self.top_k]
+        return [self.passages[i] for i in order]
 
     def __call__(self, query: str) -> str:
         found = self.search(query)
