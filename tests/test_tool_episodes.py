@@ -217,3 +217,12 @@ def test_a_dialogue_reply_can_call_a_tool(tool_lm):
     assert tokenizer.decode(step["env_tokens"]) == "<tool_result>25</tool_result>"
     _, _, _, _, info = env.step(tokenizer.eos_token_id)  # the reply ends; the user answers
     assert info["conversation"][1]["content"] == call + "<tool_result>25</tool_result>25"
+
+
+def test_the_env_checkers_pass_with_tools(tool_lm):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = _env(tool_lm, tools=["calculator", "search"], max_new_tokens=16)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
