@@ -16,12 +16,24 @@ def test_tool_results_are_observations_and_the_update_scores_the_rollouts_log_pr
     call = CALL_FORMATS["tags"].call_text("calculator", {"expression": "6*7"})
     script = [*tokenizer(f"{call}ok", add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
     env = make_sb3_env(
-        2, model=model, tokenizer=tokenizer, prompts=["Q: 6*7?"], tools=["calculator"], max_new_tokens=100,
-        max_prompt_tokens=8, seed=0,
+        2,
+        model=model,
+        tokenizer=tokenizer,
+        prompts=["Q: 6*7?"],
+        tools=["calculator"],
+        max_new_tokens=100,
+        max_prompt_tokens=8,
+        seed=0,
     )
     ppo = PPO(
-        LMActorCriticPolicy, env, policy_kwargs={"model": LMSource(model)}, rollout_buffer_class=EpisodeRolloutBuffer,
-        n_steps=len(script), batch_size=2 * len(script), n_epochs=1, seed=0,
+        LMActorCriticPolicy,
+        env,
+        policy_kwargs={"model": LMSource(model)},
+        rollout_buffer_class=EpisodeRolloutBuffer,
+        n_steps=len(script),
+        batch_size=2 * len(script),
+        n_epochs=1,
+        seed=0,
     )
     steps = [0]
 
