@@ -115,3 +115,11 @@ def test_env_tokens_get_no_gradient_advantage_or_kl(tool_lm, cls, options):
         value = getattr(rollout, name)
         if value is not None:
             assert not value[inserted].any(), name
+
+
+def test_the_sampling_evaluation_refuses_an_env_with_tools(tool_lm):
+    from agents.evaluation.textgen import generate_completions
+
+    agent, _ = _agent(PPO, tool_lm, num_envs=2)
+    with pytest.raises(NotImplementedError, match="Expected an env without tools for this evaluation"):
+        generate_completions(agent.policy, agent.env, ["Q"])
