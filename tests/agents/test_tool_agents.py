@@ -123,3 +123,50 @@ def test_the_sampling_evaluation_refuses_an_env_with_tools(tool_lm):
     agent, _ = _agent(PPO, tool_lm, num_envs=2)
     with pytest.raises(NotImplementedError, match="Expected an env without tools for this evaluation"):
         generate_completions(agent.policy, agent.env, ["Q"])
+
+
+def test_dialogue_replies_with_tool_calls_are_scored_token_exactly(tool_lm):
+    from textgen_env.dialogue import Scenario
+
+    model, tokenizer = tool_lm
+    scenario = Scenario(
+        name="math",
+        persona="a student",
+        goal="get 12*34",
+        opening="What is 12*34?",
+        follow_ups=("And again?",),
+        rubric="keyword",
+        rubric_kwargs={"keywords": ["408"]},
+        satisfied_at=2.0,
+    )
+    env = gym.make_vec(
+        "TextDialogue-v0",
+        num_envs=2,
+        model=model,
+        tokenizer=tokenizer,
+        scenarios=[scenario],
+        tools=["calculator"],
+        max_turns=2,
+        max_reply_tokens=100,
+        max_context_tokens=300,
+        chat_template=False,
+    )
+    agent = PPO(env, episodes_per_iteration=4, minibatch_size=2, seed=0)
+    script, calls = _scripts(tokenizer)[0], [0]
+
+    def scripted(logits, temperature):
+        k = calls[0] % len(script)
+        calls[0] += 1
+        return torch.full((logits.shape[0],), script[k])
+
+    agent.sample_actions = scripted  # type: ignore[method-assign]
+    rollout = agent.collect()
+    assert len(rollout) == 4 and rollout.turns.tolist() == [0, 1, 0, 1]
+    assert rollout.env_token_mask.any(dim=1).all()  # every reply called the tool
+    assert int(rollout.completion_mask.sum()) == agent.num_timesteps
+    with torch.no_grad():
+        logits = agent.policy.score(rollout, temperature=agent.config.temperature).logits
+    scored = selective_log_softmax(logits, rollout.actions) * rollout.completion_mask
+    torch.testing.assert_close(scored, rollout.logprobs, atol=1e-5, rtol=0)
+    second = rollout.to_episodes()[1]
+    assert "<tool_result>408</tool_result>" in tokenizer.decode(second.prompt_ids)  # the first reply, result included
