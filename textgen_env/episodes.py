@@ -190,8 +190,8 @@ class EpisodeBatch:
         self._inserts = [None] * self.num_slots
         if len(stepping):
             self._score(stepping, result)
-            if self.tools is not None:
-                self._run_tools(stepping, result)
+            if self.tools is not None:  # results of calls closed by these actions go in as env tokens
+                self._inserts = self.tools.run(self, stepping, result)
         if self._kv is not None:
             refill = restart | np.array([x is not None and len(x.token_ids) > 0 for x in self._inserts])
             next_tokens = [
@@ -240,34 +240,6 @@ class EpisodeBatch:
         texts = self._decode([self.completion_ids[r] for r in rows.tolist()])
         for row, text in zip(rows.tolist(), texts):
             self.completions[row] = text
-
-    def _run_tools(self, rows: np.ndarray, result: StepBatch) -> None:
-        """Run the calls that closed with this step's actions; insert their results as env tokens (not actions)."""
-        assert self.tools is not None  # called only with tools
-        for row in rows.tolist():
-            if self.done[row]:
-                continue  # the episode ended with this action: a call it closed is not run
-            used = len(self.completion_ids[row])
-            insert = self.tools.after_action(row, self.completions[row], used - 1, self.config.max_new_tokens - used)
-            if insert is None:
-                continue
-            self._inserts[row] = insert
-            tokens = np.asarray(insert.token_ids, dtype=np.int64)
-            if len(tokens):
-                k = len(tokens)
-                self.input_ids[row, :-k] = self.input_ids[row, k:]
-                self.input_ids[row, -k:] = tokens
-                self.attention_mask[row, :-k] = self.attention_mask[row, k:]
-                self.attention_mask[row, -k:] = 1
-                self.env_token_positions[row].extend(range(used, used + k))
-                self.completion_ids[row].extend(insert.token_ids)
-                self.completions[row] = self._decode([self.completion_ids[row]])[0]
-            self.tools.mark_scanned(row, len(self.completions[row]))
-            extra = sum(insert.rewards.values())
-            result.rewards[row] += extra
-            self.last_rewards[row] += extra
-            self.returns[row] += extra
-            self.last_components[row] = {**self.last_components[row], **insert.rewards}
 
     def _decode(self, sequences: list[list[int]]) -> list[str]:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)

@@ -1,11 +1,12 @@
 """`ToolEpisodes`: the tool calls of N episodes: finding a call that has just closed in a slot's completion, running
 it, and the result tokens the env inserts after it (env tokens, never actions) with their reward components.
 
-The episode core (`textgen_env.episodes.EpisodeBatch`) asks after every action (`after_action`); when a call closed,
-it appends the returned token ids to the slot's token buffer and marks them as env-inserted, and the same episode
-goes on. Limits: `max_tool_calls` per episode (later calls get an error result), `max_tool_result_tokens` per result
-(cut with a marker), `tool_timeout_s` per call, and the episode's own `max_new_tokens`, which counts inserted tokens
-too (a result is cut so that the policy keeps at least one action). A call that never closes changes nothing.
+After every step the episode core (`textgen_env.episodes.EpisodeBatch`) calls `ToolEpisodes.run`: where a call
+closed with the slot's latest action (`after_action`), the result's token ids are appended to the slot's token buffer
+and marked as env-inserted, and the same episode goes on. Limits: `max_tool_calls` per episode (later calls get an
+error result), `max_tool_result_tokens` per result (cut with a marker), `tool_timeout_s` per call, and the episode's
+own `max_new_tokens`, which counts inserted tokens too (a result is cut so that the policy keeps at least one
+action). A call that never closes changes nothing.
 """
 
 from __future__ import annotations
@@ -137,6 +138,36 @@ class ToolEpisodes:
         rewards = {"tool_call": float(self.config.tool_call_reward)}
         rewards["tool_error"] = float(self.config.tool_error_reward) if error is not None else 0.0
         return ToolInsert(token_ids=token_ids, record=record, rewards=rewards)
+
+    def run(self, batch: Any, rows: Any, result: Any) -> list[ToolInsert | None]:
+        """Run the calls that closed with this step's actions in `batch` (an `EpisodeBatch`) and append their results
+        to its token buffers as env tokens; the reward parts go into `result` (its `StepBatch`). Per slot, what was
+        inserted (None where no call closed)."""
+        inserts: list[ToolInsert | None] = [None] * batch.num_slots
+        for row in rows.tolist():
+            if batch.done[row]:
+                continue  # the episode ended with this action: a call it closed is not run
+            used = len(batch.completion_ids[row])
+            insert = self.after_action(row, batch.completions[row], used - 1, batch.config.max_new_tokens - used)
+            if insert is None:
+                continue
+            inserts[row] = insert
+            k = len(insert.token_ids)
+            if k:  # the buffer is left-padded: shift left by k, the result goes last
+                batch.input_ids[row, :-k] = batch.input_ids[row, k:]
+                batch.input_ids[row, -k:] = insert.token_ids
+                batch.attention_mask[row, :-k] = batch.attention_mask[row, k:]
+                batch.attention_mask[row, -k:] = 1
+                batch.env_token_positions[row].extend(range(used, used + k))
+                batch.completion_ids[row].extend(insert.token_ids)
+                batch.completions[row] = batch._decode([batch.completion_ids[row]])[0]
+            self.mark_scanned(row, len(batch.completions[row]))
+            extra = sum(insert.rewards.values())
+            result.rewards[row] += extra
+            batch.last_rewards[row] += extra
+            batch.returns[row] += extra
+            batch.last_components[row] = {**batch.last_components[row], **insert.rewards}
+        return inserts
 
     def _result_tokens(self, content: str, room: int) -> list[int]:
         """``result_open + content + result_close`` as token ids, the content cut to fit the limits (with a marker)."""
