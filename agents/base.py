@@ -218,6 +218,7 @@ class Agent(abc.ABC):
             obs, rewards, terminated, truncated, infos = env.step_unfinished(actions.numpy())
             tokens, restart = [[int(a)] for a in actions], [False] * n
             reply_ended = infos.get("reply_ended", np.zeros(n, dtype=bool))
+            inserted = _env_tokens(infos, n)  # tool results the env appended after each action
             for i in np.flatnonzero(active):
                 record = records[i]
                 record["actions"].append(int(actions[i]))
@@ -225,6 +226,16 @@ class Agent(abc.ABC):
                 record["logprobs"].append(float(logprobs[i]))
                 if values is not None:
                     record["values"].append(float(values[i]))
+                record["env"].append(False)
+                if inserted[i]:  # env tokens: conditioned on, never actions (0 log-prob, reward and value)
+                    k = len(inserted[i])
+                    record["actions"].extend(inserted[i])
+                    record["env"].extend([True] * k)
+                    record["rewards"].extend([0.0] * k)
+                    record["logprobs"].extend([0.0] * k)
+                    if values is not None:
+                        record["values"].extend([0.0] * k)
+                    tokens[i], restart[i] = prompts[i] + record["actions"], True  # the cache takes the text anew
                 over = bool(terminated[i] or truncated[i])
                 if over or bool(reply_ended[i]):
                     replies[i].append(
@@ -238,6 +249,7 @@ class Agent(abc.ABC):
                             values=record["values"],
                             slot=int(i),
                             turn=len(replies[i]),
+                            env_token_mask=record["env"] if any(record["env"]) else [],
                         )
                     )
                     records[i] = _new_record()
@@ -251,7 +263,7 @@ class Agent(abc.ABC):
             for earlier, later in zip(episodes[-2::-1], episodes[:0:-1]):  # last reply first
                 earlier.rewards[-1] += sum(later.rewards)
             finished.extend(episodes)
-        self.num_timesteps += sum(len(e.completion_ids) for e in finished)
+        self.num_timesteps += sum(e.num_actions for e in finished)
         return finished
 
     # ------------------------------------------------------------------------------------------------- learning
@@ -433,7 +445,15 @@ def adamw(groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Adam
 
 
 def _new_record() -> dict[str, list]:
-    return {"actions": [], "rewards": [], "logprobs": [], "values": []}
+    return {"actions": [], "rewards": [], "logprobs": [], "values": [], "env": []}
+
+
+def _env_tokens(infos: dict[str, Any], n: int) -> list[list[int]]:
+    """Per slot, the token ids the env inserted after this step's action (``info["env_tokens"]``; [] for none)."""
+    values, present = infos.get("env_tokens"), infos.get("_env_tokens")
+    if values is None or present is None:
+        return [[] for _ in range(n)]
+    return [[int(t) for t in values[i]] if present[i] else [] for i in range(n)]
 
 
 def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:

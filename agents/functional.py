@@ -151,6 +151,8 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
     """Return-to-go ``G_t = r_t + gamma * G_{t+1}`` of right-padded episodes that end at their last valid step.
 
     ``rewards`` and ``mask`` are (B, T), mask 1 on valid steps and 0 after the end; returns (B, T), 0 on padding.
+    Masked-out steps inside an episode (env-inserted tokens, such as tool results) are skipped: ``G_{t+1}`` is the
+    return of the next valid step, exactly as if the masked steps were removed.
     """
     _check_same_shape(rewards=rewards, mask=mask)
     _check_2d("rewards", rewards)
@@ -161,8 +163,8 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
     returns = torch.zeros_like(rewards_c)  # (B, T)
     running = rewards_c.new_zeros(rewards.shape[0])  # (B,) return of step t + 1; 0 past the end
     for t in reversed(range(rewards.shape[1])):
-        running = torch.where(valid[:, t], rewards_c[:, t] + gamma * running, 0.0)
-        returns[:, t] = running
+        running = torch.where(valid[:, t], rewards_c[:, t] + gamma * running, running)  # a hole carries it
+        returns[:, t] = torch.where(valid[:, t], running, 0.0)
     return returns.to(rewards.dtype)
 
 
@@ -175,7 +177,8 @@ def gae_advantages(
     Args:
         rewards: (B, T) per-step rewards.
         values: (B, T) value estimates ``V(s_t)``.
-        mask: (B, T) 1 on valid steps, 0 after the end of the episode.
+        mask: (B, T) 1 on valid steps, 0 after the end of the episode; masked-out steps inside an episode
+            (env-inserted tokens) are skipped, as if removed: the next state's value is the next valid step's.
         gamma: discount in [0, 1].
         lam: GAE lambda in [0, 1]; 1 gives Monte Carlo returns minus values, 0 gives one-step TD errors.
         last_values: (B,) values of the state after each row's last valid step, for episodes cut by the rollout.
@@ -200,17 +203,16 @@ def gae_advantages(
     rewards_c = torch.where(valid, rewards.to(compute), 0.0)  # (B, T)
     values_c = torch.where(valid, values.to(compute), 0.0)  # (B, T)
 
-    next_valid = torch.cat([valid[:, 1:], valid.new_zeros(batch, 1)], dim=1)  # (B, T)
-    bootstrap = values_c.new_zeros(batch) if last_values is None else last_values.to(compute)  # (B,)
-    # after the last valid step the next value is the bootstrap (roll's wrapped-around column is replaced too)
-    next_values = torch.where(next_valid, values_c.roll(-1, dims=1), bootstrap[:, None])  # (B, T)
-    deltas = rewards_c + gamma * next_values - values_c  # (B, T) TD errors
-
-    advantages = torch.zeros_like(deltas)  # (B, T)
-    running = deltas.new_zeros(batch)  # (B,) advantage of step t + 1; 0 past the end
+    # after the last valid step the next value is the bootstrap; across a hole, the next valid step's value
+    next_value = values_c.new_zeros(batch) if last_values is None else last_values.to(compute)  # (B,)
+    advantages = torch.zeros_like(rewards_c)  # (B, T)
+    running = rewards_c.new_zeros(batch)  # (B,) advantage of the next valid step; 0 past the end
     for t in reversed(range(rewards.shape[1])):
-        running = torch.where(valid[:, t], deltas[:, t] + gamma * lam * running, 0.0)
-        advantages[:, t] = running
+        step = valid[:, t]
+        delta = rewards_c[:, t] + gamma * next_value - values_c[:, t]  # (B,) TD error
+        running = torch.where(step, delta + gamma * lam * running, running)
+        advantages[:, t] = torch.where(step, running, 0.0)
+        next_value = torch.where(step, values_c[:, t], next_value)
     returns = torch.where(valid, advantages + values_c, 0.0)  # (B, T)
     return advantages.to(out_dtype), returns.to(out_dtype)
 

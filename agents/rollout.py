@@ -37,11 +37,19 @@ class Episode:
     """The vector env slot the episode ran in."""
     turn: int = 0
     """The reply's index in its conversation (TextDialogue-v0); 0 for a TextGen-v0 completion."""
+    env_token_mask: list[bool] = field(default_factory=list)
+    """Per completion token, True where the env inserted it (a tool result): the policy conditioned on it but did not
+    choose it, so it is no action (its log-prob, value and reward are 0). Empty: every token is an action."""
 
     @property
     def score(self) -> float:
         """The episode's return from the env."""
         return float(sum(self.rewards))
+
+    @property
+    def num_actions(self) -> int:
+        """Tokens the policy chose (the completion minus env-inserted tokens)."""
+        return len(self.completion_ids) - sum(self.env_token_mask)
 
 
 _PER_ROW = ("scores", "slots", "turns", "group_ids", "prompt_lengths")  # (N,) tensors
@@ -65,7 +73,8 @@ class RolloutBatch:
     prompt_length: int
     """P, the padded prompt width."""
     completion_mask: torch.Tensor
-    """(N, T) bool, True on the tokens the policy chose (the actions); env-inserted tokens are never here."""
+    """(N, T) bool, True on the tokens the policy chose (the actions); env-inserted tokens (tool results) and padding
+    are False, so every loss, value target and KL term that masks with it leaves them out."""
     logprobs: torch.Tensor
     """(N, T) log pi(a_t|s_t) of the chosen tokens under the rollout (behaviour) policy, at its temperature."""
     values: torch.Tensor
@@ -113,6 +122,15 @@ class RolloutBatch:
             for row, episode in enumerate(episodes):
                 values = getattr(episode, name)
                 target[row, : len(values)] = torch.tensor(values, dtype=torch.float32)
+        for row, episode in enumerate(episodes):
+            if any(episode.env_token_mask):
+                if len(episode.env_token_mask) != len(episode.completion_ids):
+                    raise ValueError(
+                        f"Expected an env_token_mask of {len(episode.completion_ids)} entries (one per completion "
+                        f"token), got {len(episode.env_token_mask)}"
+                    )
+                inserted = torch.tensor(episode.env_token_mask, dtype=torch.bool)
+                batch.completion_mask[row, : len(inserted)] &= ~inserted
         batch.scores = torch.tensor([e.score for e in episodes], dtype=torch.float64)
         batch.slots = torch.tensor([e.slot for e in episodes], dtype=torch.int64)
         batch.turns = torch.tensor([e.turn for e in episodes], dtype=torch.int64)
@@ -145,7 +163,7 @@ class RolloutBatch:
             input_ids=input_ids,
             attention_mask=attention_mask,
             prompt_length=width_p,
-            completion_mask=attention_mask[:, width_p:].bool(),
+            completion_mask=attention_mask[:, width_p:].bool().clone(),
             logprobs=zeros,
             values=zeros.clone(),
             rewards=zeros.clone(),
@@ -180,6 +198,16 @@ class RolloutBatch:
         return self.completion_mask.sum(dim=1)
 
     @property
+    def completion_widths(self) -> torch.Tensor:
+        """(N,) int64 completion tokens of each row, env-inserted ones included (its width after the prompt)."""
+        return self.attention_mask[:, self.prompt_length :].sum(dim=1)
+
+    @property
+    def env_token_mask(self) -> torch.Tensor:
+        """(N, T) bool, True on env-inserted completion tokens (real tokens that are not actions)."""
+        return self.attention_mask[:, self.prompt_length :].bool() & ~self.completion_mask
+
+    @property
     def num_tokens(self) -> int:
         """Tokens the policy chose in the whole batch."""
         return int(self.completion_mask.sum())
@@ -189,7 +217,8 @@ class RolloutBatch:
         batches (``RolloutBatch.from_episodes(a.to_episodes() + b.to_episodes(), pad)``)."""
         out = []
         for row in range(len(self)):
-            p, t = int(self.prompt_lengths[row]), int(self.completion_lengths[row])
+            p, t = int(self.prompt_lengths[row]), int(self.completion_widths[row])
+            inserted = self.env_token_mask[row, :t].tolist()
             out.append(
                 Episode(
                     prompt=self.prompts[row],
@@ -201,6 +230,7 @@ class RolloutBatch:
                     values=self.values[row, :t].tolist(),
                     slot=int(self.slots[row]),
                     turn=int(self.turns[row]),
+                    env_token_mask=inserted if any(inserted) else [],
                 )
             )
         return out
@@ -209,7 +239,7 @@ class RolloutBatch:
         """The batch of `rows`, trimmed to their widest prompt and completion (a minibatch view: no re-padding)."""
         index = torch.as_tensor(np.asarray(rows), dtype=torch.int64)
         width_p = int(self.prompt_lengths[index].max())
-        width_t = max(int(self.completion_lengths[index].max()), 1)
+        width_t = max(int(self.completion_widths[index].max()), 1)
         start, stop = self.prompt_length - width_p, self.prompt_length + width_t
         chosen = index.tolist()
         updates: dict[str, Any] = {

@@ -9,7 +9,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit"}
-FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback", "textgen_env.tasks")
+FEATURES = (
+    "textgen_env.dialogue",
+    "textgen_env.edit",
+    "textgen_env.feedback",
+    "textgen_env.tasks",
+    "textgen_env.tools",
+)
 # the task library sits beside the rewards, below the episode core: it may use the utilities only
 TASKS_MAY_IMPORT = ("textgen_env.tasks", "textgen_env.validation", "textgen_env.storage")
 SB3 = ("stable_baselines3", "sb3_contrib")

@@ -16,6 +16,7 @@ from textgen_env.generation import StopRules
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
 from textgen_env.rewards.shaping import REWARD_MODES
+from textgen_env.tools import CALL_FORMATS, Tool, make_registry
 from textgen_env.validation import check_choice, check_int, torch_dtype
 
 __all__ = ["ACTION_MODES", "OBSERVATION_MODES", "RENDER_MODES", "TextGenConfig"]
@@ -81,6 +82,26 @@ class TextGenConfig:
     """True reports ``log pi_ref(a_t | s_t)`` of the env's own model in ``info["reference_logprob"]`` at every step
     without changing the reward, for learners that apply the KL penalty themselves (``agents.sb3.KLPenaltyCallback``;
     ``kl_coef > 0`` reports it too)."""
+    tools: Sequence[Tool | str] = ()
+    """Tools the policy may call inside an episode: built-in names (``"calculator"``, ``"python"``, ``"search"``) or
+    ``textgen_env.tools.Tool`` instances. When a call closes in the completion, the env runs it and appends the
+    result as env tokens (never actions; ``info["env_tokens"]``), and the episode goes on (see ``docs/tools.md``)."""
+    tool_format: Literal["auto", "tags", "hermes"] = "auto"
+    """How calls and results are written: ``"tags"`` (``<tool_call>{json}</tool_call>``, results in
+    ``<tool_result>...</tool_result>``), ``"hermes"`` (results in ``<tool_response>...</tool_response>``), ``"auto"``:
+    ``"hermes"`` when the tokenizer's chat template writes ``<tool_call>``, else ``"tags"``."""
+    max_tool_calls: int = 4
+    """Most tool calls per episode; later calls get an error result."""
+    max_tool_result_tokens: int = 64
+    """Longest inserted result in tokens, tags included; a longer one is cut with the marker ``…[truncated]``. Inserted
+    tokens count toward ``max_new_tokens``."""
+    tool_timeout_s: float = 10.0
+    """Wall-clock limit of one call: the ``python`` tool's process is killed at it; an in-process tool that takes
+    longer gets an error result instead of its output."""
+    tool_call_reward: float = 0.0
+    """Reward component ``tool_call`` paid at each call (negative: a cost per call; positive: a bonus)."""
+    tool_error_reward: float = 0.0
+    """Reward component ``tool_error`` paid at each failed or malformed call (usually <= 0)."""
     device: str | torch.device = "cpu"
     """Device of the env's own model work (top-k candidates, hidden observations, masks, reference log-probs); a
     given model instance is moved there when the env runs it."""
@@ -108,6 +129,7 @@ class TextGenConfig:
             raise ValueError(f"Expected kl_coef to be a finite number >= 0, got {self.kl_coef!r}")
         if not isinstance(self.reference_logprobs, bool):
             raise ValueError(f"Expected reference_logprobs to be a bool, got {self.reference_logprobs!r}")
+        self._check_tool_settings()
         if isinstance(self.stop_strings, str):
             object.__setattr__(self, "stop_strings", (self.stop_strings,))
         if any(not isinstance(s, str) or not s for s in self.stop_strings):
@@ -150,3 +172,19 @@ class TextGenConfig:
             eos_token_id=eos_token_id if self.stop_on_eos else None,
             stop_strings=tuple(self.stop_strings),
         )
+
+    def _check_tool_settings(self) -> None:
+        object.__setattr__(self, "tools", tuple(make_registry(self.tools, timeout_s=self._tool_timeout())))
+        check_choice("tool_format", self.tool_format, ("auto", *CALL_FORMATS))
+        check_int("max_tool_calls", self.max_tool_calls, 0)
+        check_int("max_tool_result_tokens", self.max_tool_result_tokens, 1)
+        for name in ("tool_call_reward", "tool_error_reward"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"Expected {name} to be a finite number, got {value!r}")
+
+    def _tool_timeout(self) -> float:
+        value = self.tool_timeout_s
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 3600:
+            raise ValueError(f"Expected tool_timeout_s to be a number in (0, 3600], got {value!r}")
+        return float(value)

@@ -67,7 +67,9 @@ class TextGenEnv(gym.Env):
 
     ``info`` holds ``prompt`` and ``text`` (completion so far); after a reset ``prompt_tokens``; after a step
     ``token`` (the chosen token's text), ``reward_components``, ``reference_logprob`` (with ``kl_coef > 0`` or
-    ``reference_logprobs``), and at the end ``stop_reason`` and ``episode_return``.
+    ``reference_logprobs``), and at the end ``stop_reason`` and ``episode_return``. With ``tools``: ``tool_call`` and
+    ``env_tokens`` (the result's ids, inserted after the action: env tokens, never actions) at the step that closed
+    a call, and ``tool_calls`` with the counts at the end (see ``docs/tools.md``).
 
     ## Version History
     * v0: initial version.

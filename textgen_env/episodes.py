@@ -32,6 +32,7 @@ from textgen_env.prompts import Prompt, make_prompt_source
 from textgen_env.rendering import render_frame
 from textgen_env.rewards import RewardShaper, make_reward
 from textgen_env.spaces import HIDDEN_BOUND
+from textgen_env.tool_episodes import ToolEpisodes, ToolInsert
 
 __all__ = ["EpisodeBatch", "StepBatch"]
 
@@ -111,6 +112,9 @@ class EpisodeBatch:
         self.reference_logprobs = np.zeros(num_slots)  # (N,) log pi_ref(a_t | s_t) of each slot's latest token
         self.hidden: np.ndarray | None = None  # (N, H) env model's last hidden state
         self.candidates: np.ndarray | None = None  # (N, K) top-k token ids, best first
+        self.env_token_positions: list[list[int]] = [[] for _ in range(num_slots)]  # completion indices, env tokens
+        self.tools = ToolEpisodes(config, self.tokenizer, num_slots) if config.tools else None
+        self._inserts: list[ToolInsert | None] = [None] * num_slots  # the tool result inserted at the latest step
         if config.needs_model:
             self._kv = SlotKVCache(self.model, num_slots, output_hidden=config.observation_mode == "hidden")
 
@@ -183,14 +187,20 @@ class EpisodeBatch:
         for i in restarting.tolist():
             self._restart(i, rngs[i], None if prompts is None else prompts[i])
         self.started = True
+        self._inserts = [None] * self.num_slots
         if len(stepping):
             self._score(stepping, result)
+            if self.tools is not None:  # results of calls closed by these actions go in as env tokens
+                self._inserts = self.tools.run(self, stepping, result)
         if self._kv is not None:
+            refill = restart | np.array([x is not None and len(x.token_ids) > 0 for x in self._inserts])
             next_tokens = [
-                self.prompt_token_ids(self.prompts[i].text) if restart[i] else self.completion_ids[i][-1:]
+                self.prompt_token_ids(self.prompts[i].text) + (self.completion_ids[i] if not restart[i] else [])
+                if refill[i]
+                else self.completion_ids[i][-1:]
                 for i in range(self.num_slots)
-            ]
-            out = self._kv.advance(next_tokens, restart.tolist(), hold=idle.tolist())  # idle rows keep their outputs
+            ]  # a slot that got a tool result is prefilled anew with its whole text
+            out = self._kv.advance(next_tokens, refill.tolist(), hold=idle.tolist())  # idle rows keep their outputs
             self._full_logits = out.logits  # (N, rows): log-probs normalise over every row the model has
             self.logits = out.logits[:, : self.vocab_size]
             if out.hidden is not None:
@@ -272,6 +282,9 @@ class EpisodeBatch:
         self.input_ids[slot, -len(ids) :] = ids
         self.attention_mask[slot, -len(ids) :] = 1
         self.completion_ids[slot] = []
+        self.env_token_positions[slot] = []
+        if self.tools is not None:
+            self.tools.reset(slot)
         self.completions[slot] = ""
         self.last_tokens[slot] = ""
         self.last_rewards[slot] = 0.0
@@ -330,7 +343,16 @@ class EpisodeBatch:
         if self.stop_reasons[slot] is not None:
             info["stop_reason"] = self.stop_reasons[slot]
             info["episode_return"] = float(self.returns[slot])
+        if self.tools is not None:
+            info.update(self.tools.info(slot, self._inserts[slot], self.stop_reasons[slot] is not None))
         return info
+
+    def env_token_mask(self, slot: int) -> list[bool]:
+        """Per completion token of `slot`: True where the env inserted it (a tool result), False for actions."""
+        mask = [False] * len(self.completion_ids[slot])
+        for position in self.env_token_positions[slot]:
+            mask[position] = True
+        return mask
 
     def set_kl_coef(self, value: float) -> None:
         """Change the KL coefficient (e.g. from an adaptive controller); the env must use KL already."""

@@ -11,11 +11,20 @@ run on it fits in a unit test.
 
 from __future__ import annotations
 
+import string
+
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-__all__ = ["TINY_VOCABULARY", "tiny_model", "tiny_model_and_tokenizer", "tiny_tokenizer"]
+__all__ = [
+    "TINY_VOCABULARY",
+    "tiny_model",
+    "tiny_model_and_tokenizer",
+    "tiny_tokenizer",
+    "tiny_tool_model_and_tokenizer",
+    "tiny_tool_tokenizer",
+]
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<eos>")
 
@@ -139,6 +148,33 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
         eos_token="<eos>",
         model_max_length=256,
     )
+
+
+TOOL_TAGS = ("<tool_call>", "</tool_call>", "<tool_result>", "</tool_result>")
+"""Single tokens of `tiny_tool_tokenizer` (the ``"tags"`` tool-call format)."""
+
+
+def tiny_tool_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level tokenizer (printable ASCII, the tool tags as single tokens) that can write any JSON tool
+    call and decodes to exactly the text it encoded: for tool-use tests and notebooks."""
+    characters = [c for c in string.printable if c not in "\r\x0b\x0c"] + ["…", "≈"]
+    vocabulary: dict[str, int] = {}
+    for piece in (*SPECIAL_TOKENS, *TOOL_TAGS, *characters):
+        vocabulary.setdefault(piece, len(vocabulary))
+    backend = Tokenizer(models.WordLevel(vocab=vocabulary, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")  # one piece per character
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>", model_max_length=512
+    )
+    tokenizer.add_tokens([AddedToken(tag, normalized=False) for tag in TOOL_TAGS])  # matched whole, kept on decode
+    return tokenizer
+
+
+def tiny_tool_model_and_tokenizer(seed: int = 0) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
+    """The tiny model over `tiny_tool_tokenizer` (512 positions)."""
+    tokenizer = tiny_tool_tokenizer()
+    return tiny_model(len(tokenizer), seed=seed, n_positions=512), tokenizer
 
 
 def tiny_model(vocab_size: int | None = None, seed: int = 0, n_positions: int = 256) -> GPT2LMHeadModel:

@@ -59,6 +59,11 @@ def generate_completions(
     not depend on how long earlier batches ran (this is what pairs a before and an after evaluation). Otherwise
     `generator` (or torch's global one) is used throughout.
     """
+    if getattr(env.config, "tools", ()):  # generate() samples without the env, so it would never run a tool
+        raise NotImplementedError(
+            "Expected an env without tools for this evaluation (it samples without stepping the env, so tool calls "
+            "would not run), got tools; measure with agent.collect(n, temperature=...) on an eval-prompt env instead"
+        )
     rules = env.config.stop_rules(policy.tokenizer.eos_token_id)
     results: list[tuple[list[int], list[int]]] = []
     for batch_index, start in enumerate(range(0, len(prompts), batch_size)):

@@ -644,3 +644,25 @@ def test_kl_controller_update_and_fixed_validation():
     with pytest.raises(ValueError, match="Expected kl_coef to be a non-negative number, got -1"):
         FixedKLController(-1)
     assert FixedKLController(0).value == 0.0
+
+
+def test_returns_and_gae_skip_masked_steps_inside_an_episode_as_if_removed():
+    """Env-inserted tokens (tool results) are holes in the action mask: the returns and advantages of the actions
+    must equal those of the episode with the holes cut out, and the holes get 0."""
+    torch.manual_seed(0)
+    rewards, values = torch.randn(3, 9, dtype=torch.float64), torch.randn(3, 9, dtype=torch.float64)
+    mask = torch.tensor(
+        [[1, 1, 0, 0, 1, 1, 0, 0, 0], [1, 0, 1, 0, 1, 0, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1, 1]], dtype=torch.bool
+    )
+    last = torch.tensor([0.0, 0.5, -1.0], dtype=torch.float64)
+    returns = discounted_returns(rewards, mask, 0.9)
+    advantages, targets = gae_advantages(rewards, values, mask, 0.9, 0.8, last_values=last)
+    for row in range(3):
+        keep = mask[row]
+        r, v = rewards[row, keep][None], values[row, keep][None]
+        full = torch.ones_like(r, dtype=torch.bool)
+        torch.testing.assert_close(returns[row, keep], discounted_returns(r, full, 0.9)[0])
+        a, t = gae_advantages(r, v, full, 0.9, 0.8, last_values=last[row : row + 1])
+        torch.testing.assert_close(advantages[row, keep], a[0])
+        torch.testing.assert_close(targets[row, keep], t[0])
+        assert not returns[row, ~keep].any() and not advantages[row, ~keep].any() and not targets[row, ~keep].any()

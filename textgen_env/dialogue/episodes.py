@@ -20,6 +20,7 @@ from textgen_env.dialogue.scenarios import Scenario
 from textgen_env.dialogue.users import Message, SimulatedUser, checked_turn, respond_all
 from textgen_env.episodes import EpisodeBatch
 from textgen_env.prompts import Prompt
+from textgen_env.tool_episodes import TOOL_INFO_KEYS
 
 __all__ = ["FEEDBACK_FIELDS", "DialogueBatch", "DialogueStep"]
 
@@ -163,6 +164,7 @@ class DialogueBatch:
             self.core.advance(None, restart, list(rngs), idle=~restart, prompts=again)
         for slot in range(self.num_slots):
             info = self.info(slot)
+            info.update({key: core.infos[slot][key] for key in TOOL_INFO_KEYS if key in core.infos[slot]})
             if slot in components:
                 info["reward_components"] = {**info.get("reward_components", {}), **components[slot]}
                 info["reply_ended"] = True
