@@ -17,6 +17,7 @@ from textgen_env.rewards.human import (
     load_preferences,
     load_ratings,
 )
+from textgen_env.rewards.judge import JudgeReward
 from textgen_env.rewards.lm import ClassifierReward, FluencyReward
 from textgen_env.rewards.metrics import BleuReward, ChrfReward, RougeReward
 from textgen_env.rewards.quality import ReadabilityReward, ToxicityReward
@@ -40,6 +41,7 @@ __all__ = [
     "GroupRankReward",
     "GroupReward",
     "HumanFeedbackReward",
+    "JudgeReward",
     "KeywordReward",
     "LengthReward",
     "PairwisePreference",
@@ -93,3 +95,4 @@ register_reward("reward-model", RewardModelReward)
 register_reward("gate", Gate)
 register_reward("diversity", DiversityReward)
 register_reward("rank", GroupRankReward)
+register_reward("judge", JudgeReward)
