@@ -1,12 +1,17 @@
 """Measuring a policy: before/after evaluation on TextGen-v0 and TextDialogue-v0, with standard errors."""
 
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario, rescore_dialogue_model
+from agents.evaluation.monitors import HackingMonitor, MonitorConfig, MonitorWarning, RewardHackingWarning
 from agents.evaluation.statistics import MeanWithError, mean_with_error, paired_difference
 from agents.evaluation.textgen import EvalResult, distinct_n, evaluate, gain_summary, generate_completions, paired_gain
 
 __all__ = [
     "EvalResult",
+    "HackingMonitor",
     "MeanWithError",
+    "MonitorConfig",
+    "MonitorWarning",
+    "RewardHackingWarning",
     "distinct_n",
     "evaluate",
     "evaluate_dialogue",
