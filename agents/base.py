@@ -119,6 +119,8 @@ class Agent(abc.ABC):
         self.iteration = 0
         self.num_timesteps = 0
         self.history: list[dict[str, float]] = []
+        self.last_rollout: RolloutBatch | None = None
+        """The latest iteration's rollout, after its update (for callbacks such as the reward-hacking monitors)."""
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """The LM's trainable weights at ``learning_rate``; the value head (if any) at ``value_learning_rate``."""
@@ -287,6 +289,7 @@ class Agent(abc.ABC):
             rollout = self.collect()  # counts this rank's tokens; the budget counts every rank's
             self.num_timesteps = done_before + int(self.dist.sum([self.num_timesteps - done_before])[0])
             stats = self.update(rollout)
+            self.last_rollout = rollout
             bad = [k for k, v in stats.items() if not math.isfinite(v)]
             if bad:
                 where = f"; the last good checkpoint is in {checkpoint_dir}" if checkpoint_dir else ""

@@ -34,6 +34,7 @@ from agents.functional import (
     masked_sum,
     selective_log_softmax,
 )
+from agents.group_rewards import apply_group_rewards
 from agents.rollout import RolloutBatch
 
 __all__ = ["GRPO", "group_ids"]
@@ -84,6 +85,7 @@ class GRPO(Agent):
         config = self.config
         n = len(rollout)
         rollout.group_ids = group_ids(rollout.slots, rollout.turns, config.group_size)
+        group_stats = apply_group_rewards(getattr(self.env, "reward", None), rollout)  # GroupReward parts, if any
         advantages = grouped_relative_advantages(  # (N,): one per completion, shared by its tokens
             rollout.scores.float(), rollout.group_ids, normalize_std=config.scale_rewards
         )
@@ -127,7 +129,7 @@ class GRPO(Agent):
                     ("losses/grad_norm", grad_norm),
                 ):
                     totals.setdefault(key, []).append(value)
-        stats = {key: float(np.mean(values)) for key, values in totals.items()}
+        stats = {key: float(np.mean(values)) for key, values in totals.items()} | group_stats
         if need_kl:
             assert rollout.kl is not None  # the pass before the update filled it
             mask = rollout.completion_mask

@@ -35,6 +35,7 @@ from agents.edit import EditReinforce
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario
 from agents.evaluation.edit import evaluate_edit
+from agents.evaluation.monitors import HackingMonitor
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.dialogue import TextDialogueVectorEnv
 from textgen_env.edit import TextEditVectorEnv
@@ -311,6 +312,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     quick_eval = [p.text for p in make_prompt_source(settings.eval_prompts).prompts][::4]  # a quarter, for curves
     loop_start = time.perf_counter()
     eval_seconds = 0.0
+    monitor = HackingMonitor(issue_warnings=False)  # reward-hacking warnings go to the log and report.json
 
     def on_iteration(trained: Agent, stats: dict[str, float]) -> bool:
         nonlocal eval_seconds
@@ -325,6 +327,8 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
             stats.update(
                 {"eval/reward_mean": quick.reward.mean, "eval/kl": quick.kl.mean, "eval/distinct2": quick.distinct2}
             )
+        for warning in monitor.observe(trained, stats):  # adds monitor/... keys to the stats it logs
+            logger.write(f"WARNING {warning.message}")
         logger.log(stats)
         fault_point("iteration:logged")
         out_of_time = settings.max_minutes is not None and time.perf_counter() - loop_start > settings.max_minutes * 60
@@ -376,6 +380,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         "settings": {k: v for k, v in asdict(settings).items()},
         "agent_config": agent.config.to_dict(),
         "world_size": ctx.world_size,
+        "monitors": monitor.report(),
     }
     if settings.env == "dialogue":
         report["eval_gain_by_scenario"] = gain_by_scenario(before, after)

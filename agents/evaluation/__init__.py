@@ -2,12 +2,17 @@
 
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario, rescore_dialogue_model
 from agents.evaluation.edit import evaluate_edit
+from agents.evaluation.monitors import HackingMonitor, MonitorConfig, MonitorWarning, RewardHackingWarning
 from agents.evaluation.statistics import MeanWithError, mean_with_error, paired_difference
 from agents.evaluation.textgen import EvalResult, distinct_n, evaluate, gain_summary, generate_completions, paired_gain
 
 __all__ = [
     "EvalResult",
+    "HackingMonitor",
     "MeanWithError",
+    "MonitorConfig",
+    "MonitorWarning",
+    "RewardHackingWarning",
     "distinct_n",
     "evaluate",
     "evaluate_dialogue",

@@ -1,12 +1,14 @@
 """Rewards for TextGenEnv: the batched `Reward` protocol, the registry, built-ins and shaping.
 
 Pass any of these as ``TextGenEnv(reward=...)``: a registered name (`available_rewards()`), a callable
-``(prompt, completion, done) -> float``, a `Reward`, or a ``{name_or_callable: weight}`` dict.
+``(prompt, completion, done) -> float``, a `Reward`, or a ``{name_or_callable: weight}`` dict. Rubrics compose
+them (`Gate`, `Sequential`); `GroupReward` s score a GRPO group together (with a per-completion fallback elsewhere).
 """
 
 from textgen_env.rewards.base import FunctionReward, Reward, WeightedReward, check_scores
 from textgen_env.rewards.embedding import EmbeddingSentimentReward, SentenceEncoder, SimilarityReward
 from textgen_env.rewards.grammar import GrammaticalityReward, SpellingReward
+from textgen_env.rewards.group import DiversityReward, GroupRankReward, GroupReward, group_terms, score_by_group
 from textgen_env.rewards.human import (
     HumanFeedbackReward,
     PairwisePreference,
@@ -15,11 +17,13 @@ from textgen_env.rewards.human import (
     load_preferences,
     load_ratings,
 )
+from textgen_env.rewards.judge import JudgeReward
 from textgen_env.rewards.lm import ClassifierReward, FluencyReward
 from textgen_env.rewards.metrics import BleuReward, ChrfReward, RougeReward
 from textgen_env.rewards.quality import ReadabilityReward, ToxicityReward
 from textgen_env.rewards.registry import RewardSpec, available_rewards, make_reward, register_reward
 from textgen_env.rewards.reward_model import RewardModelReward
+from textgen_env.rewards.rubrics import Gate, Sequential
 from textgen_env.rewards.sentiment import SentimentReward
 from textgen_env.rewards.shaping import RewardShaper
 from textgen_env.rewards.text import KeywordReward, LengthReward, RegexReward, RepetitionReward
@@ -28,11 +32,16 @@ __all__ = [
     "BleuReward",
     "ChrfReward",
     "ClassifierReward",
+    "DiversityReward",
     "EmbeddingSentimentReward",
     "FluencyReward",
     "FunctionReward",
+    "Gate",
     "GrammaticalityReward",
+    "GroupRankReward",
+    "GroupReward",
     "HumanFeedbackReward",
+    "JudgeReward",
     "KeywordReward",
     "LengthReward",
     "PairwisePreference",
@@ -48,16 +57,19 @@ __all__ = [
     "RougeReward",
     "SentenceEncoder",
     "SentimentReward",
+    "Sequential",
     "SimilarityReward",
     "SpellingReward",
     "ToxicityReward",
     "WeightedReward",
     "available_rewards",
     "check_scores",
+    "group_terms",
     "load_preferences",
     "load_ratings",
     "make_reward",
     "register_reward",
+    "score_by_group",
 ]
 
 register_reward("keyword", KeywordReward)
@@ -80,3 +92,7 @@ register_reward("grammaticality", GrammaticalityReward)
 register_reward("human", HumanFeedbackReward)
 register_reward("human-replay", ReplayReward)
 register_reward("reward-model", RewardModelReward)
+register_reward("gate", Gate)
+register_reward("diversity", DiversityReward)
+register_reward("rank", GroupRankReward)
+register_reward("judge", JudgeReward)

@@ -21,6 +21,7 @@ REPORT_KEYS = {
     "agent",
     "model",
     "reward",
+    "monitors",
 }
 
 
@@ -71,6 +72,7 @@ def test_train_writes_report_logs_plot_and_model(tiny_run):
     assert report["eval_gain"] == pytest.approx(report["eval_reward_after"] - report["eval_reward_before"], abs=1e-9)
     assert report["eval_gain_se"] > 0 and report["eval_kl_se"] > 0
     assert report["settings"]["max_minutes"] is None  # bounded by the token budget alone
+    assert report["monitors"]["thresholds"]["length_drift"] > 0 and "warnings" in report["monitors"]
 
 
 def test_same_command_and_seed_give_the_same_weights(tiny_run):
