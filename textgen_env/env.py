@@ -101,7 +101,7 @@ class TextGenEnv(gym.Env):
         return self.batch.task_prompt(item)
 
     def task_log(self) -> dict[str, float]:
-        """Namespaced task values for a training log (``task/difficulty``, the curriculum's level); {} without a task."""
+        """Namespaced task values for a training log (``task/difficulty``, ...); {} without a task."""
         return self.batch.task_log()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

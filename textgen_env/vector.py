@@ -80,7 +80,7 @@ class TextGenVectorEnv(VectorEnv):
         return self.batch.task_prompt(item)
 
     def task_log(self) -> dict[str, float]:
-        """Namespaced task values for a training log (``task/difficulty``, the curriculum's level); {} without a task."""
+        """Namespaced task values for a training log (``task/difficulty``, ...); {} without a task."""
         return self.batch.task_log()
 
     def encode_prompt(self, text: str) -> list[int]:

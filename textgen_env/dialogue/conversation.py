@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from transformers import PreTrainedTokenizerBase
 
 from textgen_env.chat import render
