@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from agents import agent_class
-from agents.app.report import plot_curves
+from agents.app.report import AnyResult, describe_eval, plot_curves, reward_report
 from agents.app.run_folder import (
     RunLock,
     check_free_space,
@@ -25,18 +25,29 @@ from agents.app.run_folder import (
     check_run_folders,
     check_writable,
     clear_run_folders,
+    export_model,
     resume_point,
     trim_progress,
 )
 from agents.app.run_logging import RunLogger
+from agents.app.task_job import (
+    TASK_JOB_OPTIONS,
+    TASK_JOB_SETTINGS,
+    eval_difficulties,
+    evaluate_task_run,
+    parse_difficulty,
+    parse_task_kwargs,
+    task_report,
+)
 from agents.base import Agent
 from agents.distributed import DistributedContext
-from agents.evaluation import EvalResult, evaluate, paired_gain
+from agents.evaluation import EvalResult, evaluate
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario
+from agents.evaluation.tasks import TaskEvalResult
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.dialogue import TextDialogueVectorEnv
 from textgen_env.models import DEFAULT_MODEL
-from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
+from textgen_env.storage import atomic_write_json, fault_point, recover_folder
 from textgen_env.validation import check_positive as _positive
 
 __all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
@@ -115,6 +126,21 @@ class TrainSettings:
     """With env dialogue: rule (rule-based, cheap) or simulated (the model plays the user)."""
     max_turns: int = 3
     """With env dialogue: assistant replies per conversation at most."""
+    task: str | None = None
+    """A task with checkable answers (``textgen_env.tasks.available_tasks()``, ``rg:<dataset>``): train on its
+    ``train`` items with its score as the reward, evaluate accuracy on held-out ``eval`` items (reward, prompts and
+    eval_prompts are then unused). Settings left at their defaults take the task job's (`TASK_JOB_SETTINGS`:
+    steps, max_new_tokens, num_envs, eval_samples_per_prompt) and agent options (`TASK_JOB_OPTIONS`)."""
+    task_kwargs: str | None = None
+    """With task: the task's constructor arguments as a JSON object, e.g. '{"answer_format": "tag"}'."""
+    difficulty: str | None = None
+    """With task: the level to train on (an int), auto (the task library's curriculum) or none (the easiest)."""
+    eval_difficulties: str | None = None
+    """With task: comma-separated levels of the held-out evaluation (none: the trained level; all with auto)."""
+    eval_items: int = 64
+    """With task: held-out items per evaluated level (eval_samples_per_prompt samples each, and one greedy)."""
+    format_weight: float = 0.0
+    """With task: reward for an answer in the task's format, on top of 1 for a correct one."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): GRPO with lr 5e-5, bfloat16 forwards, group-centred rewards and a KL coefficient that
@@ -133,21 +159,38 @@ class TrainSettings:
             _positive("max_minutes", self.max_minutes)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"Expected seed to be an int, got {self.seed!r}")
+        if self.task is not None:
+            self._apply_task_defaults()
+        _positive("eval_items", self.eval_items, integer=True)
         check_output_location(self.output)
         check_model_not_replaced(self.model, self.output)
         if self.agent_options is None:
-            self.agent_options = main_job_options(self.agent)
+            self.agent_options = main_job_options(self.agent, self.task)
         if not isinstance(self.agent_options, dict):
             raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
         config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
 
+    def _apply_task_defaults(self) -> None:
+        """With a task: its checks, and the task job's run settings for those left at their defaults."""
+        if self.env != "textgen":
+            raise ValueError(f"Expected env='textgen' with task={self.task!r}, got env={self.env!r}")
+        parse_difficulty(self.difficulty)  # raises on a bad value
+        parse_task_kwargs(self.task_kwargs)
+        if isinstance(self.format_weight, bool) or not isinstance(self.format_weight, (int, float)):
+            raise ValueError(f"Expected format_weight to be a number, got {self.format_weight!r}")
+        defaults = {f.name: f.default for f in fields(TrainSettings)}
+        for name, value in TASK_JOB_SETTINGS.items():
+            if getattr(self, name) == defaults[name]:
+                setattr(self, name, value)
 
-def main_job_options(agent: str) -> dict[str, Any]:
-    """The main job's agent options for `agent`: those of `MAIN_JOB_OPTIONS` its config has (``scale_rewards`` is
-    GRPO's), without the KL settings for DQN (it has none)."""
+
+def main_job_options(agent: str, task: str | None = None) -> dict[str, Any]:
+    """The main job's agent options for `agent`: those of `MAIN_JOB_OPTIONS` (with a task: `TASK_JOB_OPTIONS`) its
+    config has (``scale_rewards`` and ``group_size`` are GRPO's), without the KL settings for DQN (it has none)."""
     names = {f.name for f in fields(agent_class(agent).config_class)}
     dqn = agent.lower() == "dqn"
-    return {k: v for k, v in MAIN_JOB_OPTIONS.items() if k in names and not (dqn and k.startswith("kl_"))}
+    chosen = TASK_JOB_OPTIONS if task is not None else MAIN_JOB_OPTIONS
+    return {k: v for k, v in chosen.items() if k in names and not (dqn and k.startswith("kl_"))}
 
 
 def dialogue_env(
@@ -169,6 +212,17 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVec
     env: TextGenVectorEnv | TextDialogueVectorEnv
     if settings.env == "dialogue":
         env = dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
+    elif settings.task is not None:
+        env = TextGenVectorEnv(
+            num_envs=settings.num_envs,
+            model=settings.model,
+            task=settings.task,
+            task_kwargs=parse_task_kwargs(settings.task_kwargs),
+            difficulty=parse_difficulty(settings.difficulty),
+            format_weight=settings.format_weight,
+            max_new_tokens=settings.max_new_tokens,
+            device=ctx.device(settings.device),
+        )
     else:
         env = TextGenVectorEnv(
             num_envs=settings.num_envs,
@@ -195,7 +249,18 @@ def _needed_bytes(agent: Agent) -> int:
     return 2 * (weights + 2 * trained) + weights
 
 
-def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings) -> EvalResult:
+def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings) -> AnyResult:
+    if settings.task is not None:  # held-out items of the task: accuracy at T = 1, greedy, pass@k, ...
+        assert isinstance(env, TextGenVectorEnv)  # a task runs on TextGen-v0
+        difficulty = parse_difficulty(settings.difficulty)
+        return evaluate_task_run(
+            agent,
+            env,
+            difficulties=eval_difficulties(env, settings.eval_difficulties, difficulty),
+            items=settings.eval_items,
+            samples=settings.eval_samples_per_prompt,
+            seed=settings.seed,
+        )
     if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
         model = env.loaded_model if env.loaded_model is not None else settings.model
         eval_env = dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
@@ -213,27 +278,26 @@ def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, setti
 
 def _load_or_run_before(
     agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings, path: Path
-) -> EvalResult:
+) -> AnyResult:
     """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
     if path.is_file() and settings.resume:
-        stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if (stored.samples_per_prompt, stored.seed) != (settings.eval_samples_per_prompt, settings.seed):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stored: AnyResult
+        if settings.task is not None:
+            stored = TaskEvalResult.from_dict(data)
+            stored_key = (stored.samples_per_item, stored.seed)
+        else:
+            stored = EvalResult.from_dict(data)
+            stored_key = (stored.samples_per_prompt, stored.seed)
+        if stored_key != (settings.eval_samples_per_prompt, settings.seed):
             raise ValueError(  # the policy is no longer the starting one: it cannot be measured "before" again
-                f"Expected the resumed run's eval_samples_per_prompt and seed ({stored.samples_per_prompt}, "
-                f"{stored.seed}) from {str(path)!r}, got ({settings.eval_samples_per_prompt}, {settings.seed})"
+                f"Expected the resumed run's eval_samples_per_prompt and seed {stored_key} from {str(path)!r}, got "
+                f"({settings.eval_samples_per_prompt}, {settings.seed})"
             )
         return stored
     result = _evaluate(agent, env, settings)
     atomic_write_json(path, result.to_dict())
     return result
-
-
-def _describe(label: str, result: EvalResult) -> str:
-    return (
-        f"eval {label}: reward {result.reward.mean:.3f} ± {result.reward.se:.3f}, KL {result.kl.mean:.2f} ± "
-        f"{result.kl.se:.2f}, distinct-2 {result.distinct2:.3f}, length {result.length.mean:.1f} "
-        f"({result.num_prompts} prompts x {result.samples_per_prompt} samples)"
-    )
 
 
 def run_training(settings: TrainSettings) -> dict[str, Any]:
@@ -274,7 +338,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
     logger = RunLogger(output, settings.steps, agent.num_timesteps, tensorboard=settings.tensorboard)
-    logger.write(_describe("before", before))
+    logger.write(describe_eval("before", before))
     quick_eval = [p.text for p in make_prompt_source(settings.eval_prompts).prompts][::4]  # a quarter, for curves
     loop_start = time.perf_counter()
     eval_seconds = 0.0
@@ -308,29 +372,19 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     after = _evaluate(agent, env, settings)
     atomic_write_json(output / "eval_after.json", after.to_dict())
     fault_point("eval_after:written")
-    gain = paired_gain(before, after)
-    _export_model(agent, output / "model")
+    export_model(agent, output / "model")
     model_name = settings.model or DEFAULT_MODEL
+    reward = settings.reward if settings.env == "textgen" else f"{settings.user} user's rating"
+    if isinstance(before, TaskEvalResult) and isinstance(after, TaskEvalResult):
+        measures, reward = task_report(before, after), f"task {settings.task}: correct"
+    else:
+        assert isinstance(before, EvalResult) and isinstance(after, EvalResult)  # both from the same _evaluate
+        measures = reward_report(before, after)
     report = {
         "agent": settings.agent,
         "model": model_name,
-        "reward": settings.reward if settings.env == "textgen" else f"{settings.user} user's rating",
-        "eval_reward_before": before.reward.mean,
-        "eval_reward_before_se": before.reward.se,
-        "eval_reward_after": after.reward.mean,
-        "eval_reward_after_se": after.reward.se,
-        "eval_gain": gain.mean,
-        "eval_gain_se": gain.se,
-        "eval_kl_before": before.kl.mean,
-        "eval_kl": after.kl.mean,
-        "eval_kl_se": after.kl.se,
-        "eval_distinct2_before": before.distinct2,
-        "eval_distinct2_after": after.distinct2,
-        "eval_length_before": before.length.mean,
-        "eval_length_after": after.length.mean,
-        "eval_prompts": after.num_prompts,
-        "eval_samples_per_prompt": after.samples_per_prompt,
-        "eval_completions": len(after.rewards),
+        "reward": reward,
+        **measures,
         "iterations": agent.iteration,
         "timesteps": agent.num_timesteps,
         "train_seconds": train_seconds,
@@ -341,6 +395,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         "world_size": ctx.world_size,
     }
     if settings.env == "dialogue":
+        assert isinstance(before, EvalResult) and isinstance(after, EvalResult)
         report["eval_gain_by_scenario"] = gain_by_scenario(before, after)
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)
@@ -348,19 +403,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         output / "progress.csv",
         output / "curves.png",
         title=f"{settings.agent.upper()} on {model_name} · reward: {report['reward']}",
-        eval_before=before.reward.mean,
-        eval_after=after.reward.mean,
+        eval_before=report["eval_reward_before"],
+        eval_after=report["eval_reward_after"],
     )
     return report
-
-
-def _export_model(agent: Agent, folder: Path) -> None:
-    """Save the trained LM (LoRA merged into a copy) with its tokenizer in Hugging Face format, atomically."""
-    import copy
-
-    model = agent.policy.model
-    if agent.config.lora_rank > 0:
-        model = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]  # a PeftModel when lora_rank > 0
-    with atomic_folder(folder, name="export") as staging:
-        model.save_pretrained(staging)
-        agent.policy.tokenizer.save_pretrained(staging)
