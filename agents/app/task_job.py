@@ -31,7 +31,7 @@ TASK_JOB_SETTINGS: dict[str, Any] = {
     "steps": 6_000,
     "max_new_tokens": 8,
     "num_envs": 16,
-    "eval_samples_per_prompt": 8,
+    "eval_samples_per_prompt": 16,
 }
 """Run settings of ``train --task`` that replace `TrainSettings` defaults left untouched on the command line (see
 docs/tasks_env.md, "The task main job", for the tuning runs behind them)."""

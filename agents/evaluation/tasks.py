@@ -24,11 +24,25 @@ from textgen_env.tasks import Task, TaskItem, TaskSampler
 __all__ = ["TaskEvalResult", "evaluate_task", "held_out_items", "paired_task_gain"]
 
 
-def held_out_items(task: Task, *, difficulties: Sequence[int], items_per_difficulty: int, seed: int) -> list[TaskItem]:
-    """`items_per_difficulty` distinct items of each level from the task's ``eval`` split (the same for a seed)."""
+def held_out_items(
+    task: Task, *, difficulties: Sequence[int], items_per_difficulty: int, seed: int, max_misses: int = 2000
+) -> list[TaskItem]:
+    """Up to `items_per_difficulty` items of distinct content per level from the task's ``eval`` split (the same for
+    a seed); a level with fewer distinct held-out items (single-digit sums: about 20) gives all it has, which stops
+    after `max_misses` draws in a row bring nothing new."""
     items: list[TaskItem] = []
     for level in difficulties:
-        items.extend(TaskSampler(task, seed=seed, split="eval", difficulty=level).take(items_per_difficulty))
+        sampler = TaskSampler(task, seed=seed, split="eval", difficulty=level)
+        seen: set[str] = set()
+        misses = 0
+        while len(seen) < items_per_difficulty and misses < max_misses:
+            item = sampler.next()
+            if item.canonical in seen:
+                misses += 1
+                continue
+            seen.add(item.canonical)
+            items.append(item)
+            misses = 0
     return items
 
 

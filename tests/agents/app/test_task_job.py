@@ -1,4 +1,4 @@
-"""``textgen-env train --task`` and ``eval --task``: report.json's task evaluation, the curriculum in the log, errors."""
+"""``textgen-env train --task`` and ``eval --task``: the task evaluation in report.json, the log, errors."""
 
 from __future__ import annotations
 
