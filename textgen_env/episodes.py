@@ -252,7 +252,7 @@ class EpisodeBatch:
             self.stop_reasons[row] = self.stop_rules.reason(self.completion_ids[row], self.completions[row])
             self.done[row] = self.stop_reasons[row] is not None
         rows_list = rows.tolist()
-        rewards, parts = np.zeros(len(rows_list)), {}
+        rewards, parts = np.zeros(len(rows_list)), dict[str, np.ndarray]()
         if self.has_package_reward:
             references = [self.prompts[r].references for r in rows_list] if self.reward.needs_references else None
             rewards, parts = self.shaper.step(

@@ -11,7 +11,7 @@ then the question) rendered with the tokenizer's chat template, or as a plain tr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
@@ -81,7 +81,8 @@ class TaskSource:
     def sample(self, rng: np.random.Generator) -> TaskItem:
         """One item of the split at the current difficulty, drawn with `rng` only (same state -> same item)."""
         seed = int(rng.integers(_SEED_LIMIT))
-        return TaskSampler(self.task, seed=seed, split=self.split, difficulty=self.difficulty).next()
+        split = cast(Literal["train", "eval"], self.split)  # checked in __init__
+        return TaskSampler(self.task, seed=seed, split=split, difficulty=self.difficulty).next()
 
     def score(self, completion: str, item: TaskItem) -> dict[str, float]:
         """The task's score of `completion` (``correct``, ``format`` and any others), as floats."""

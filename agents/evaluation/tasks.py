@@ -80,7 +80,7 @@ class TaskEvalResult:
 
     def _per_item(self, name: str) -> np.ndarray:
         """(items,) per-item value of a measure: accuracy, pass_at_k, format_rate, greedy_accuracy, ..."""
-        sampled = {
+        sampled: dict[str, Sequence[Sequence[float]]] = {
             "accuracy": self.sampled_correct,
             "format_rate": self.sampled_format,
             "kl": self.kls,

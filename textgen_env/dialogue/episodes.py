@@ -214,7 +214,7 @@ class DialogueBatch:
 
     def info(self, slot: int) -> dict[str, Any]:
         scenario = self.scenarios[slot]
-        info = {
+        info: dict[str, Any] = {
             "conversation": [dict(m) for m in self.conversations[slot]],
             "scenario": scenario.name if scenario else None,
             "turn": int(self.turns[slot]),
