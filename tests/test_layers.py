@@ -13,6 +13,8 @@ FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback", 
 # the task library sits beside the rewards, below the episode core: it may use the utilities only
 TASKS_MAY_IMPORT = ("textgen_env.tasks", "textgen_env.validation", "textgen_env.storage")
 SB3 = ("stable_baselines3", "sb3_contrib")
+INTEGRATIONS = "textgen_env.integrations"
+TRAINER_PACKAGES = ("trl", "datasets", "openenv")
 
 # agents' layers, lowest first: a module may import its own layer or lower ones only
 AGENT_LAYERS: list[tuple[str, ...]] = [
@@ -101,6 +103,19 @@ def test_the_task_library_imports_only_the_utilities():
         mine = _within(name, ("textgen_env.tasks",))
         if mine and _within(imported, ("textgen_env",)) and not _within(imported, TASKS_MAY_IMPORT):
             return "textgen_env/tasks/ uses only the utilities (validation, storage); the envs build on it"
+        return None
+
+    assert not _violations(rule)
+
+
+def test_integrations_sit_on_top_and_alone_import_other_trainers():
+    def rule(name, imported):
+        if not name.startswith("textgen_env") or _within(name, (INTEGRATIONS,)):
+            return None
+        if _within(imported, (INTEGRATIONS,)):
+            return "textgen_env.integrations (adapters for other trainers) is the top layer: nothing below imports it"
+        if _within(imported, TRAINER_PACKAGES):
+            return "only textgen_env.integrations imports trl, datasets and openenv (optional dependencies)"
         return None
 
     assert not _violations(rule)

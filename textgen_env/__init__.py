@@ -7,6 +7,7 @@
 
 from gymnasium.envs.registration import register
 
+from textgen_env.completion import CompletionWrapper, TextCompletionEnv
 from textgen_env.config import TextGenConfig
 from textgen_env.env import TextGenEnv
 from textgen_env.models import DEFAULT_MODEL, load_model, load_tokenizer
@@ -18,8 +19,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BUILTIN_PROMPT_SETS",
     "DEFAULT_MODEL",
+    "CompletionWrapper",
     "Prompt",
     "PromptSource",
+    "TextCompletionEnv",
     "TextGenConfig",
     "TextGenEnv",
     "TextGenVectorEnv",
@@ -43,4 +46,8 @@ register(
     id="TextEdit-v0",
     entry_point="textgen_env.edit.env:TextEditEnv",
     vector_entry_point="textgen_env.edit.vector:TextEditVectorEnv",
+)
+register(
+    id="TextCompletion-v0",
+    entry_point="textgen_env.completion:TextCompletionEnv",
 )

@@ -1,4 +1,5 @@
-"""The ``textgen-env`` command: ``train`` (the main job), ``generate`` and ``eval`` for a trained model, ``demo``.
+"""The ``textgen-env`` command: ``train`` (the main job), ``generate`` and ``eval`` for a trained model, ``demo``,
+``feedback serve``, ``reward-model train`` and ``serve-env`` (OpenEnv).
 
 Thin argument parsing only; the work is in `agents.app.training`, `agents.evaluation` and the env. An error the user
 can fix ends the command with one ``textgen-env: error: ...`` line and exit code 2 (`agents.app.errors`); ``--debug``
@@ -25,7 +26,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
     from agents.app.training import main_job_options
 
     given = {name: getattr(args, name) for name in agent_option_fields() if hasattr(args, name)}
-    chosen = {**main_job_options(args.agent, args.task), **given}
+    chosen = {**main_job_options(args.agent, args.env, args.task), **given}
     if "kl_coef_min" in chosen and "kl_coef_min" not in given and chosen.get("kl_coef") is not None:
         chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor
     return chosen
@@ -72,6 +73,8 @@ def _train(args: argparse.Namespace) -> int:
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
     if report["settings"]["env"] == "dialogue":  # the units are conversations; the reward is the user's rating
         n = f"{report['eval_prompts']} held-out conversations, shared seeds; reward = mean rating"
+    if report["settings"]["env"] == "edit":  # the units are drafts; the reward is the score gain of the edit
+        n = f"{report['eval_prompts']} drafts x {report['eval_samples_per_prompt']} edits, shared seeds; reward = gain"
     print(f"held-out evaluation ({n}):")
     print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
     print(f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}")
@@ -84,8 +87,9 @@ def _train(args: argparse.Namespace) -> int:
             f"  {name:<15} {row['before']:+.3f} -> {row['after']:+.3f}, gain {row['gain']:+.3f} ± "
             f"{row['gain_se']:.3f} ({row['conversations']} conversations)"
         )
+    unit = "edit steps" if report["settings"]["env"] == "edit" else "tokens"
     print(
-        f"trained {report['timesteps']} tokens in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
+        f"trained {report['timesteps']} {unit} in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
         f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"
     )
     return 0
@@ -261,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     from agents.app.feedback_cli import add_feedback_commands
 
     add_feedback_commands(commands)  # feedback serve, reward-model train
+
+    from agents.app.serve_env_cli import add_serve_env_command
+
+    add_serve_env_command(commands)  # serve-env (OpenEnv)
     return parser
 
 

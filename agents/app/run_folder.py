@@ -37,6 +37,7 @@ __all__ = [
     "check_writable",
     "clear_run_folders",
     "export_model",
+    "needed_bytes",
     "resume_point",
     "trim_progress",
 ]
@@ -174,3 +175,11 @@ def export_model(agent: Agent, folder: Path) -> None:
     with atomic_folder(folder, name="export") as staging:
         model.save_pretrained(staging)
         agent.policy.tokenizer.save_pretrained(staging)
+
+
+def needed_bytes(agent: Agent) -> int:
+    """Disk a run needs: two checkpoints at once (weights, AdamW's two moments per trained weight) and the export."""
+    model = agent.policy.model
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trained = sum(p.numel() * p.element_size() for p in agent.policy.trainable_parameters())
+    return 2 * (weights + 2 * trained) + weights

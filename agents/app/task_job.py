@@ -17,6 +17,7 @@ from textgen_env import TextGenVectorEnv
 __all__ = [
     "TASK_JOB_OPTIONS",
     "TASK_JOB_SETTINGS",
+    "apply_task_defaults",
     "describe_task_eval",
     "eval_difficulties",
     "eval_task_model",
@@ -46,6 +47,20 @@ TASK_JOB_OPTIONS: dict[str, Any] = {
 }
 """Agent options of the task main job (GRPO on SmolLM2-135M-Instruct): groups of 8 completions of one item,
 rewards centred in their group, a fixed KL coefficient (see docs/tasks_env.md)."""
+
+
+def apply_task_defaults(settings: Any, defaults: dict[str, Any]) -> None:
+    """Check `settings`' task fields (a `TrainSettings` with a task) and give the settings still at their `defaults`
+    the task job's values (`TASK_JOB_SETTINGS`)."""
+    if settings.env != "textgen":
+        raise ValueError(f"Expected env='textgen' with task={settings.task!r}, got env={settings.env!r}")
+    parse_difficulty(settings.difficulty)  # raises on a bad value
+    parse_task_kwargs(settings.task_kwargs)
+    if isinstance(settings.format_weight, bool) or not isinstance(settings.format_weight, (int, float)):
+        raise ValueError(f"Expected format_weight to be a number, got {settings.format_weight!r}")
+    for name, value in TASK_JOB_SETTINGS.items():
+        if getattr(settings, name) == defaults[name]:
+            setattr(settings, name, value)
 
 
 def parse_difficulty(text: str | None) -> int | str | None:
