@@ -29,15 +29,15 @@ __all__ = [
 ]
 
 TASK_JOB_SETTINGS: dict[str, Any] = {
-    "steps": 6_000,
+    "steps": 3_000,
     "max_new_tokens": 8,
     "num_envs": 16,
-    "eval_samples_per_prompt": 16,
+    "eval_samples_per_prompt": 4,
 }
 """Run settings of ``train --task`` that replace `TrainSettings` defaults left untouched on the command line (see
 docs/tasks_env.md, "The task main job", for the tuning runs behind them)."""
 TASK_JOB_OPTIONS: dict[str, Any] = {
-    "learning_rate": 2e-5,
+    "learning_rate": 3e-5,
     "kl_coef": 0.02,
     "kl_coef_min": 0.02,
     "kl_target": None,

@@ -50,7 +50,7 @@ def test_auto_difficulty_is_logged_per_iteration(math_model_dir, tmp_path):
 
 def test_the_task_job_defaults_replace_untouched_settings_only():
     settings = TrainSettings(task="arithmetic", output="runs/x", max_new_tokens=5)
-    assert settings.max_new_tokens == 5 and settings.steps == 6_000
+    assert settings.max_new_tokens == 5 and settings.steps == 3_000
     assert settings.agent_options is not None and settings.agent_options["group_size"] == 8
 
 
