@@ -310,6 +310,8 @@ class Agent(abc.ABC):
                     "train/kl_coef": float(self.kl_controller.value),
                 }
             )
+            if isinstance(self.env, TextGenVectorEnv):
+                stats.update(self.env.task_log())  # task/difficulty: the level a task env draws at (curriculum)
             self.history.append(stats)
             if checkpoint_dir is not None and self.iteration % checkpoint_every == 0:
                 self.save(checkpoint_dir)

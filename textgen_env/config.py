@@ -16,6 +16,8 @@ from textgen_env.generation import StopRules
 from textgen_env.prompts import PromptSpec
 from textgen_env.rewards import RewardSpec
 from textgen_env.rewards.shaping import REWARD_MODES
+from textgen_env.task_source import TASK_SPLITS
+from textgen_env.tasks import Task
 from textgen_env.tools import CALL_FORMATS, Tool, make_registry
 from textgen_env.validation import check_choice, check_int, torch_dtype
 
@@ -46,9 +48,9 @@ class TextGenConfig:
     """The episode ends once the completion contains any of these strings."""
     stop_on_eos: bool = True
     """The episode ends when the EOS token is chosen."""
-    reward: RewardSpec = "length"
+    reward: RewardSpec | None = None
     """Registered reward name, callable ``(prompt, completion, done) -> float``, ``Reward``, or ``{reward: weight}``
-    dict (see ``textgen_env.rewards``)."""
+    dict (see ``textgen_env.rewards``); None: ``"length"`` without a ``task``, no package reward with one."""
     reward_kwargs: Mapping[str, Any] | None = None
     """Constructor arguments for a named reward (for a dict spec: name -> its own kwargs)."""
     reward_mode: Literal["sparse", "dense"] = "sparse"
@@ -107,6 +109,26 @@ class TextGenConfig:
     given model instance is moved there when the env runs it."""
     dtype: str | torch.dtype = "float32"
     """Dtype of the env's model when the env loads it (a given instance keeps its own)."""
+    task: str | Task | None = None
+    """A task with checkable answers: a name from ``textgen_env.tasks.available_tasks()`` (``"arithmetic"``, ...),
+    ``"rg:<dataset>"`` or a ``Task``. Its items replace ``prompts`` (rendered with the chat template, the system
+    prompt stating the answer format) and its score is paid at the last step (``correct_weight``,
+    ``format_weight``), on top of any ``reward`` and the KL term. ``info["task"]`` holds ``name``, ``question``,
+    ``answer`` (the reference, a string) and ``difficulty``, and at the end the scores."""
+    task_kwargs: Mapping[str, Any] | None = None
+    """Constructor arguments of a named task (for example ``{"answer_format": "tag"}``)."""
+    difficulty: int | Literal["auto"] | None = None
+    """The task's level (one of its ``difficulties``); ``"auto"``: the task library's curriculum moves it to keep the
+    running success rate in its band (``env.task_log()`` reports it); None: the task's easiest level."""
+    task_split: Literal["train", "eval"] = "train"
+    """Which items the task draws: ``"train"``, or the held-out ``"eval"`` ones (disjoint from training)."""
+    correct_weight: float = 1.0
+    """Reward paid at the last step for a correct answer (``info["reward_components"]["correct"]``)."""
+    format_weight: float = 0.0
+    """Reward paid at the last step for an answer in the task's format (``info["reward_components"]["format"]``)."""
+    chat_template: bool = True
+    """Render a task item's messages with the tokenizer's chat template when it has one (else a plain ``User: ...
+    / Assistant:`` transcript)."""
 
     def __post_init__(self) -> None:
         check_int("max_new_tokens", self.max_new_tokens, 2)
@@ -137,6 +159,27 @@ class TextGenConfig:
         object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
         if isinstance(self.dtype, str):
             object.__setattr__(self, "dtype", torch_dtype("dtype", self.dtype))
+        self._check_task_settings()
+
+    def _check_task_settings(self) -> None:
+        check_choice("task_split", self.task_split, TASK_SPLITS)
+        for name in ("correct_weight", "format_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"Expected {name} to be a finite number, got {value!r}")
+        if not isinstance(self.chat_template, bool):
+            raise ValueError(f"Expected chat_template to be a bool, got {self.chat_template!r}")
+        if self.task is None:
+            unused = [name for name in ("task_kwargs", "difficulty") if getattr(self, name) is not None]
+            if unused:
+                raise ValueError(f"Expected task= with {', '.join(unused)}, got task=None")
+
+    @property
+    def reward_spec(self) -> RewardSpec | None:
+        """The package reward to build: ``reward``, else ``"length"`` without a task, else None (no package reward)."""
+        if self.reward is not None:
+            return self.reward
+        return None if self.task is not None else "length"
 
     @property
     def needs_model(self) -> bool:

@@ -93,6 +93,19 @@ class TextGenEnv(gym.Env):
         """The env's own model (loaded on first access in modes that do not need it)."""
         return self.batch.model
 
+    @property
+    def task(self) -> Any:
+        """The env's `Task` (``task=``), or None."""
+        return self.batch.task.task if self.batch.task is not None else None
+
+    def task_prompt(self, item: Any) -> str:
+        """The prompt text of a task item as this env renders it (chat template or plain transcript)."""
+        return self.batch.task_prompt(item)
+
+    def task_log(self) -> dict[str, float]:
+        """Namespaced task values for a training log (``task/difficulty``, ...); {} without a task."""
+        return self.batch.task_log()
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         prompt = single_env_options(options)
         super().reset(seed=seed)

@@ -30,13 +30,16 @@ from textgen_env.models import (
 )
 from textgen_env.prompts import Prompt, make_prompt_source
 from textgen_env.rendering import render_frame
-from textgen_env.rewards import RewardShaper, make_reward
+from textgen_env.rewards import FunctionReward, RewardShaper, make_reward
 from textgen_env.spaces import HIDDEN_BOUND
+from textgen_env.task_source import TaskSource, render_item, task_info
+from textgen_env.tasks import TaskItem
 from textgen_env.tool_episodes import ToolEpisodes, ToolInsert
 
 __all__ = ["EpisodeBatch", "StepBatch"]
 
 _PROMPT_CACHE_LIMIT = 50_000
+_NO_REWARD = FunctionReward(lambda prompt, completion, done: 0.0, name="none")  # a task env without package reward
 
 
 class StepBatch:
@@ -85,7 +88,14 @@ class EpisodeBatch:
         check_vocabulary_rows(rows, self.tokenizer)
         self.vocab_size = len(self.tokenizer)
         self.prompt_source = make_prompt_source(config.prompts)
-        self.reward = make_reward(config.reward, config.reward_kwargs)
+        self.task: TaskSource | None = None
+        if config.task is not None:
+            self.task = TaskSource(config.task, config.task_kwargs, config.difficulty, config.task_split)
+        self.items: list[TaskItem | None] = [None] * num_slots  # each slot's task item (with a task)
+        self.task_scores: list[dict[str, float] | None] = [None] * num_slots  # its scores once the episode ended
+        spec = config.reward_spec
+        self.has_package_reward = spec is not None
+        self.reward = make_reward(spec, config.reward_kwargs) if spec is not None else _NO_REWARD
         self.shaper = RewardShaper(self.reward, config.reward_mode, num_slots)
         self.pad_token_id = int(self.tokenizer.pad_token_id)
         self.stop_rules = config.stop_rules(self.tokenizer.eos_token_id)  # the same rules as the evaluation's
@@ -252,14 +262,18 @@ class EpisodeBatch:
             self.stop_reasons[row] = self.stop_rules.reason(self.completion_ids[row], self.completions[row])
             self.done[row] = self.stop_reasons[row] is not None
         rows_list = rows.tolist()
-        references = [self.prompts[r].references for r in rows_list] if self.reward.needs_references else None
-        rewards, parts = self.shaper.step(
-            rows_list,
-            [self.prompts[r].text for r in rows_list],
-            [self.completions[r] for r in rows_list],
-            self.done[rows].tolist(),
-            references,
-        )
+        rewards, parts = np.zeros(len(rows_list)), dict[str, np.ndarray]()
+        if self.has_package_reward:
+            references = [self.prompts[r].references for r in rows_list] if self.reward.needs_references else None
+            rewards, parts = self.shaper.step(
+                rows_list,
+                [self.prompts[r].text for r in rows_list],
+                [self.completions[r] for r in rows_list],
+                self.done[rows].tolist(),
+                references,
+            )
+        if self.task is not None:
+            rewards = rewards + self._score_task(rows_list, parts)
         if self.config.uses_kl:
             parts["kl"] = self.kl_coef * self.reference_logprobs[rows]
             rewards = rewards + parts["kl"]
@@ -270,11 +284,45 @@ class EpisodeBatch:
         for j, row in enumerate(rows_list):
             self.last_components[row] = {key: float(values[j]) for key, values in parts.items()}
 
+    def _score_task(self, rows: list[int], parts: dict[str, np.ndarray]) -> np.ndarray:
+        """The task's reward of each of `rows` (nonzero at the last step only); adds ``correct`` and ``format`` to
+        `parts` and tells the curriculum how each finished episode went."""
+        assert self.task is not None  # called for task envs only
+        correct, formatted = np.zeros(len(rows)), np.zeros(len(rows))
+        for j, row in enumerate(rows):
+            item = self.items[row]
+            if not self.done[row] or item is None:
+                continue
+            scores = self.task.score(self.completions[row], item)
+            self.task_scores[row] = scores
+            correct[j], formatted[j] = scores.get("correct", 0.0), scores.get("format", 0.0)
+            self.task.record(correct[j])
+        parts["correct"] = self.config.correct_weight * correct
+        parts["format"] = self.config.format_weight * formatted
+        return parts["correct"] + parts["format"]
+
+    def task_log(self) -> dict[str, float]:
+        """Namespaced task values for a training log (``task/difficulty``); empty without a task."""
+        return self.task.log() if self.task is not None else {}
+
+    def task_prompt(self, item: TaskItem) -> str:
+        """The prompt text of a task item, as this env renders it (chat template or plain transcript)."""
+        return render_item(self.tokenizer, item, template=self.config.chat_template)
+
     def _restart(self, slot: int, rng: np.random.Generator | None, prompt: Prompt | None = None) -> None:
+        self.items[slot], self.task_scores[slot] = None, None
+        if prompt is not None and self.task is not None:
+            raise ValueError(
+                f"Expected no prompt option in a task env (its items are the prompts), got {prompt.text!r}"
+            )
         if prompt is None:
             if rng is None:
                 raise RuntimeError(f"Expected a random generator for slot {slot}, got None")
-            prompt = self.prompt_source.sample(rng)
+            if self.task is not None:
+                item = self.items[slot] = self.task.sample(rng)
+                prompt = Prompt(self.task_prompt(item), (item.answer,))
+            else:
+                prompt = self.prompt_source.sample(rng)
         self.prompts[slot] = prompt
         ids = self.prompt_token_ids(prompt.text)
         self.input_ids[slot] = self.pad_token_id
@@ -333,6 +381,9 @@ class EpisodeBatch:
     def info(self, slot: int, restarted: bool = False) -> dict[str, Any]:
         """The info dict of `slot` after its latest step or restart."""
         info: dict[str, Any] = {"prompt": self.prompts[slot].text, "text": self.completions[slot]}
+        item = self.items[slot]
+        if self.task is not None and item is not None:
+            info["task"] = task_info(self.task.name, item, self.task_scores[slot])
         if restarted:
             info["prompt_tokens"] = int(self.attention_mask[slot].sum())
             return info

@@ -19,6 +19,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 __all__ = [
     "TINY_VOCABULARY",
+    "tiny_math_model_and_tokenizer",
     "tiny_model",
     "tiny_model_and_tokenizer",
     "tiny_tokenizer",
@@ -132,10 +133,11 @@ TINY_VOCABULARY: tuple[str, ...] = (
 )
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A lower-casing word-level tokenizer over `TINY_VOCABULARY`; unknown words map to ``<unk>``."""
+def tiny_tokenizer(extra_words: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """A lower-casing word-level tokenizer over `TINY_VOCABULARY` (then `extra_words`); unknown words map to
+    ``<unk>``."""
     vocabulary: dict[str, int] = {}
-    for word in TINY_VOCABULARY:
+    for word in (*TINY_VOCABULARY, *extra_words):
         vocabulary.setdefault(word, len(vocabulary))
     backend = Tokenizer(models.WordLevel(vocab=vocabulary, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
@@ -209,4 +211,11 @@ def tiny_model(vocab_size: int | None = None, seed: int = 0, n_positions: int = 
 def tiny_model_and_tokenizer(seed: int = 0) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
     """The tiny model and its matching tokenizer."""
     tokenizer = tiny_tokenizer()
+    return tiny_model(len(tokenizer), seed=seed), tokenizer
+
+
+def tiny_math_model_and_tokenizer(seed: int = 0) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
+    """The tiny model and tokenizer with the whole numbers 0 to 999 as words (one token each), for task envs whose
+    answers are numbers (``task="arithmetic"`` at levels 1 to 3)."""
+    tokenizer = tiny_tokenizer(tuple(str(n) for n in range(1000)))
     return tiny_model(len(tokenizer), seed=seed), tokenizer

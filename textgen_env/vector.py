@@ -70,6 +70,19 @@ class TextGenVectorEnv(VectorEnv):
         """
         return self.batch.loaded_model
 
+    @property
+    def task(self) -> Any:
+        """The env's `Task` (``task=``), or None."""
+        return self.batch.task.task if self.batch.task is not None else None
+
+    def task_prompt(self, item: Any) -> str:
+        """The prompt text of a task item as this env renders it (chat template or plain transcript)."""
+        return self.batch.task_prompt(item)
+
+    def task_log(self) -> dict[str, float]:
+        """Namespaced task values for a training log (``task/difficulty``, ...); {} without a task."""
+        return self.batch.task_log()
+
     def encode_prompt(self, text: str) -> list[int]:
         """The token ids an episode started from `text` begins with (the env's tokenization and prompt trimming)."""
         return self.batch.prompt_token_ids(text)

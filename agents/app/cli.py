@@ -26,7 +26,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
     from agents.app.training import main_job_options
 
     given = {name: getattr(args, name) for name in agent_option_fields() if hasattr(args, name)}
-    chosen = {**main_job_options(args.agent, args.env), **given}
+    chosen = {**main_job_options(args.agent, args.env, args.task), **given}
     if "kl_coef_min" in chosen and "kl_coef_min" not in given and chosen.get("kl_coef") is not None:
         chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor
     return chosen
@@ -62,6 +62,13 @@ def _train(args: argparse.Namespace) -> int:
         return _launch(args.nproc, sys.argv[1:] if args.argv is None else args.argv)
     report = run_training(settings)
     if not report:  # a rank other than 0: rank 0 reports
+        return 0
+    if "task_eval" in report:
+        from agents.app.task_job import task_summary_lines
+
+        print("\n".join(task_summary_lines(report)))
+        done = f"{report['timesteps']} tokens in {report['iterations']} iterations"
+        print(f"trained {done}: {report['train_seconds']:.0f} s (report.json, samples and model/ in {args.output})")
         return 0
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
     if report["settings"]["env"] == "dialogue":  # the units are conversations; the reward is the user's rating
@@ -132,6 +139,8 @@ def _eval(args: argparse.Namespace) -> int:
     from agents.evaluation import evaluate, gain_summary
     from agents.policy import LMPolicy
 
+    if args.task is not None:
+        return _eval_task(args)
     if args.env not in ("textgen", "dialogue"):
         args.parser.error(f"Expected --env to be one of ['textgen', 'dialogue'], got {args.env!r}")
     if args.env == "dialogue":
@@ -144,6 +153,13 @@ def _eval(args: argparse.Namespace) -> int:
         reference = LMPolicy(env.model, policy.tokenizer, value_head=False, reference=env.model)
         summary = gain_summary(evaluate(reference, env, args.prompts, **settings), result)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval_task(args: argparse.Namespace) -> int:
+    from agents.app.task_job import eval_task_model
+
+    print(json.dumps(eval_task_model(args), indent=2))
     return 0
 
 
@@ -222,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--samples", type=int, default=8, help=text)
             sub.add_argument("--gain", action="store_true", help="also evaluate the reference: paired reward gain")
             sub.add_argument("--prompts", default="movie_reviews:eval")
+            tasks = sub.add_argument_group(
+                "tasks (--task): held-out accuracy, as at the end of textgen-env train --task"
+            )
+            tasks.add_argument("--task", default=None, help="task name (textgen_env.tasks.available_tasks())")
+            tasks.add_argument("--task-kwargs", default=None, help="the task's arguments as a JSON object")
+            tasks.add_argument("--difficulties", default=None, help="comma-separated levels (default: the easiest)")
+            tasks.add_argument("--items", type=int, default=64, help="held-out items per level")
+            tasks.add_argument("--output", default=None, help="also write the result to this report.json path")
             dialogue = sub.add_argument_group("conversations (--env dialogue), as textgen-env train takes them")
             names = ("env", "eval_scenarios", "user", "max_turns", "num_envs")
             add_dataclass_flags(dialogue, [o for o in _train_settings_options() if o.name in names])

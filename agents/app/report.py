@@ -1,13 +1,20 @@
-"""The final report of a training run: ``report.json``, sample generations and a PNG of reward and KL curves."""
+"""The final report of a training run: ``report.json``'s evaluation fields, its log lines and a PNG of the curves."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
+from agents.app.task_job import describe_task_eval
+from agents.evaluation import EvalResult, paired_gain
+from agents.evaluation.tasks import TaskEvalResult
 from textgen_env.storage import atomic_write
 
-__all__ = ["plot_curves"]
+AnyResult = EvalResult | TaskEvalResult
+"""A before/after evaluation: rewards on prompts (TextGen-v0, TextDialogue-v0) or accuracy on task items."""
+
+__all__ = ["AnyResult", "describe_eval", "plot_curves", "reward_report"]
 
 
 def _read_progress(path: Path) -> list[dict[str, float]]:
@@ -55,3 +62,36 @@ def plot_curves(
     output_png = atomic_write(output_png, lambda path: figure.savefig(path, dpi=120, format="png"))
     plt.close(figure)
     return output_png
+
+
+def reward_report(before: EvalResult, after: EvalResult) -> dict[str, Any]:
+    """The reward evaluation's fields of ``report.json``: before, after and the paired gain, KL, diversity, length."""
+    gain = paired_gain(before, after)
+    return {
+        "eval_reward_before": before.reward.mean,
+        "eval_reward_before_se": before.reward.se,
+        "eval_reward_after": after.reward.mean,
+        "eval_reward_after_se": after.reward.se,
+        "eval_gain": gain.mean,
+        "eval_gain_se": gain.se,
+        "eval_kl_before": before.kl.mean,
+        "eval_kl": after.kl.mean,
+        "eval_kl_se": after.kl.se,
+        "eval_distinct2_before": before.distinct2,
+        "eval_distinct2_after": after.distinct2,
+        "eval_length_before": before.length.mean,
+        "eval_length_after": after.length.mean,
+        "eval_prompts": after.num_prompts,
+        "eval_samples_per_prompt": after.samples_per_prompt,
+        "eval_completions": len(after.rewards),
+    }
+
+
+def describe_eval(label: str, result: AnyResult) -> str:
+    if isinstance(result, TaskEvalResult):
+        return describe_task_eval(label, result)
+    return (
+        f"eval {label}: reward {result.reward.mean:.3f} ± {result.reward.se:.3f}, KL {result.kl.mean:.2f} ± "
+        f"{result.kl.se:.2f}, distinct-2 {result.distinct2:.3f}, length {result.length.mean:.1f} "
+        f"({result.num_prompts} prompts x {result.samples_per_prompt} samples)"
+    )

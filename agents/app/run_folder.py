@@ -23,8 +23,9 @@ import shutil
 import warnings
 from pathlib import Path
 
+from agents.base import Agent
 from agents.checkpoint import checkpoint_exists
-from textgen_env.storage import RunLock, atomic_write, check_replaceable
+from textgen_env.storage import RunLock, atomic_folder, atomic_write, check_replaceable
 
 __all__ = [
     "RUN_FOLDERS",
@@ -35,6 +36,8 @@ __all__ = [
     "check_run_folders",
     "check_writable",
     "clear_run_folders",
+    "export_model",
+    "needed_bytes",
     "resume_point",
     "trim_progress",
 ]
@@ -160,3 +163,23 @@ def trim_progress(path: Path, last_iteration: int) -> None:
     csv.writer(buffer).writerows([header, *kept])  # csv.DictWriter's own line ends
     if buffer.getvalue() != text:
         atomic_write(path, buffer.getvalue())
+
+
+def export_model(agent: Agent, folder: Path) -> None:
+    """Save the trained LM (LoRA merged into a copy) with its tokenizer in Hugging Face format, atomically."""
+    import copy
+
+    model = agent.policy.model
+    if agent.config.lora_rank > 0:
+        model = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]  # a PeftModel when lora_rank > 0
+    with atomic_folder(folder, name="export") as staging:
+        model.save_pretrained(staging)
+        agent.policy.tokenizer.save_pretrained(staging)
+
+
+def needed_bytes(agent: Agent) -> int:
+    """Disk a run needs: two checkpoints at once (weights, AdamW's two moments per trained weight) and the export."""
+    model = agent.policy.model
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trained = sum(p.numel() * p.element_size() for p in agent.policy.trainable_parameters())
+    return 2 * (weights + 2 * trained) + weights

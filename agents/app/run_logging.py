@@ -31,6 +31,9 @@ CSV_FIELDS = (
     "eval/reward_mean",
     "eval/kl",
     "eval/distinct2",
+    "task/difficulty",
+    "task/success_rate",
+    "task/level_changes",
 )
 
 

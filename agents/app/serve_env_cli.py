@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["add_serve_env_command", "env_flag_names"]
 
-_NOT_FLAGS = ("tokenizer", "reward_kwargs", "render_mode")
+_NOT_FLAGS = ("tokenizer", "reward_kwargs", "render_mode", "task_kwargs")
 """Env arguments the command line cannot give as one value (``--reward-kwargs`` takes JSON instead)."""
 _SERVED = ("TextGen-v0", "TextCompletion-v0", "TextDialogue-v0")  # = openenv.SERVED_ENVS (optional dependency)
 
@@ -40,7 +40,9 @@ def _env_options() -> tuple[list[Any], list[Any]]:
     from textgen_env.config import TextGenConfig
     from textgen_env.dialogue.config import DialogueConfig
 
-    return _scalar_options(TextGenConfig, exclude=_NOT_FLAGS), _scalar_options(DialogueConfig)
+    generation = _scalar_options(TextGenConfig, exclude=_NOT_FLAGS)
+    shared = tuple(option.name for option in generation)  # chat_template: one flag, the same meaning in both
+    return generation, _scalar_options(DialogueConfig, exclude=shared)
 
 
 def env_flag_names() -> list[str]:

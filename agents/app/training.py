@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from agents import agent_class
-from agents.app.report import plot_curves
+from agents.app.report import AnyResult, describe_eval, plot_curves, reward_report
 from agents.app.run_folder import (
     RunLock,
     check_free_space,
@@ -25,23 +25,35 @@ from agents.app.run_folder import (
     check_run_folders,
     check_writable,
     clear_run_folders,
+    export_model,
+    needed_bytes,
     resume_point,
     trim_progress,
 )
 from agents.app.run_logging import RunLogger
+from agents.app.task_job import (
+    TASK_JOB_OPTIONS,
+    apply_task_defaults,
+    eval_difficulties,
+    evaluate_task_run,
+    parse_difficulty,
+    parse_task_kwargs,
+    task_report,
+)
 from agents.base import Agent
 from agents.distributed import DistributedContext
 from agents.edit import EditReinforce
-from agents.evaluation import EvalResult, evaluate, paired_gain
+from agents.evaluation import EvalResult, evaluate
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario
 from agents.evaluation.edit import evaluate_edit
 from agents.evaluation.monitors import HackingMonitor
+from agents.evaluation.tasks import TaskEvalResult
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.dialogue import TextDialogueVectorEnv
 from textgen_env.edit import TextEditVectorEnv
 from textgen_env.edit.drafts import make_draft_source
 from textgen_env.models import DEFAULT_MODEL
-from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
+from textgen_env.storage import atomic_write_json, fault_point, recover_folder
 from textgen_env.validation import check_positive as _positive
 
 __all__ = ["ENVS", "MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
@@ -129,6 +141,21 @@ class TrainSettings:
     """With env edit: the drafts edited in training (a named set of the package or a file, one draft per line)."""
     eval_drafts: str = "drafts:eval"
     """With env edit: the held-out drafts of the before/after evaluation (eval_samples_per_prompt edits each)."""
+    task: str | None = None
+    """A task with checkable answers (``textgen_env.tasks.available_tasks()``, ``rg:<dataset>``): train on its
+    ``train`` items with its score as the reward, evaluate accuracy on held-out ``eval`` items (reward, prompts and
+    eval_prompts are then unused). Settings left at their defaults take the task job's (`TASK_JOB_SETTINGS`:
+    steps, max_new_tokens, num_envs, eval_samples_per_prompt) and agent options (`TASK_JOB_OPTIONS`)."""
+    task_kwargs: str | None = None
+    """With task: the task's constructor arguments as a JSON object, e.g. '{"answer_format": "tag"}'."""
+    difficulty: str | None = None
+    """With task: the level to train on (an int), auto (the task library's curriculum) or none (the easiest)."""
+    eval_difficulties: str | None = None
+    """With task: comma-separated levels of the held-out evaluation (none: the trained level; all with auto)."""
+    eval_items: int = 64
+    """With task: held-out items per evaluated level (eval_samples_per_prompt samples each, and one greedy)."""
+    format_weight: float = 0.0
+    """With task: reward for an answer in the task's format, on top of 1 for a correct one."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): GRPO with lr 5e-5, bfloat16 forwards, group-centred rewards and a KL coefficient that
@@ -138,6 +165,9 @@ class TrainSettings:
         if self.env not in ENVS:
             raise ValueError(f"Expected env to be one of {list(ENVS)}, got {self.env!r}")
         config_class = agent_class(self.agent, self.env).config_class  # raises on an unknown agent
+        if self.task is not None:
+            apply_task_defaults(self, {f.name: f.default for f in fields(TrainSettings)})
+        _positive("eval_items", self.eval_items, integer=True)
         if self.steps is None:
             self.steps = 1_200 if self.env == "edit" else 19_200
         _positive("max_turns", self.max_turns, integer=True)
@@ -152,7 +182,7 @@ class TrainSettings:
         check_output_location(self.output)
         check_model_not_replaced(self.model, self.output)
         if self.agent_options is None:
-            self.agent_options = main_job_options(self.agent, self.env)
+            self.agent_options = main_job_options(self.agent, self.env, self.task)
         if not isinstance(self.agent_options, dict):
             raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
         config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
@@ -164,14 +194,16 @@ class TrainSettings:
         return self.steps
 
 
-def main_job_options(agent: str, env: str = "textgen") -> dict[str, Any]:
-    """The main job's agent options for `agent`: those of `MAIN_JOB_OPTIONS` its config has (``scale_rewards`` is
-    GRPO's), without the KL settings for DQN (it has none); none for the edit agents (their configs' defaults)."""
+def main_job_options(agent: str, env: str = "textgen", task: str | None = None) -> dict[str, Any]:
+    """The main job's agent options for `agent`: those of `MAIN_JOB_OPTIONS` (with a task: `TASK_JOB_OPTIONS`) its
+    config has (``scale_rewards`` and ``group_size`` are GRPO's), without the KL settings for DQN (it has none); none
+    for the edit agents (their configs' defaults)."""
     if env == "edit":
         return {}
     names = {f.name for f in fields(agent_class(agent, env).config_class)}
     dqn = agent.lower() == "dqn"
-    return {k: v for k, v in MAIN_JOB_OPTIONS.items() if k in names and not (dqn and k.startswith("kl_"))}
+    chosen = TASK_JOB_OPTIONS if task is not None else MAIN_JOB_OPTIONS
+    return {k: v for k, v in chosen.items() if k in names and not (dqn and k.startswith("kl_"))}
 
 
 def dialogue_env(
@@ -201,6 +233,17 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
         )
     elif settings.env == "dialogue":
         env = dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
+    elif settings.task is not None:
+        env = TextGenVectorEnv(
+            num_envs=settings.num_envs,
+            model=settings.model,
+            task=settings.task,
+            task_kwargs=parse_task_kwargs(settings.task_kwargs),
+            difficulty=parse_difficulty(settings.difficulty),
+            format_weight=settings.format_weight,
+            max_new_tokens=settings.max_new_tokens,
+            device=ctx.device(settings.device),
+        )
     else:
         env = TextGenVectorEnv(
             num_envs=settings.num_envs,
@@ -219,15 +262,17 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
     return env, cls(env, seed=settings.seed, distributed=ctx, **options)
 
 
-def _needed_bytes(agent: Agent) -> int:
-    """Disk a run needs: two checkpoints at once (weights, AdamW's two moments per trained weight) and the export."""
-    model = agent.policy.model
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    trained = sum(p.numel() * p.element_size() for p in agent.policy.trainable_parameters())
-    return 2 * (weights + 2 * trained) + weights
-
-
-def _evaluate(agent: Agent, env: Any, settings: TrainSettings) -> EvalResult:
+def _evaluate(agent: Agent, env: Any, settings: TrainSettings) -> AnyResult:
+    if settings.task is not None:  # held-out items of the task: accuracy at T = 1, greedy, pass@k, ...
+        difficulty = parse_difficulty(settings.difficulty)
+        return evaluate_task_run(
+            agent,
+            env,
+            difficulties=eval_difficulties(env, settings.eval_difficulties, difficulty),
+            items=settings.eval_items,
+            samples=settings.eval_samples_per_prompt,
+            seed=settings.seed,
+        )
     if settings.env == "edit":  # held-out drafts, edited with the same seeds before and after
         assert isinstance(agent, EditReinforce)  # agent_class(..., "edit")
         drafts = [p.text for p in make_draft_source(settings.eval_drafts).prompts]
@@ -247,27 +292,26 @@ def _evaluate(agent: Agent, env: Any, settings: TrainSettings) -> EvalResult:
     )
 
 
-def _load_or_run_before(agent: Agent, env: Any, settings: TrainSettings, path: Path) -> EvalResult:
+def _load_or_run_before(agent: Agent, env: Any, settings: TrainSettings, path: Path) -> AnyResult:
     """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
     if path.is_file() and settings.resume:
-        stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if (stored.samples_per_prompt, stored.seed) != (settings.eval_samples_per_prompt, settings.seed):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        stored: AnyResult
+        if settings.task is not None:
+            stored = TaskEvalResult.from_dict(data)
+            stored_key = (stored.samples_per_item, stored.seed)
+        else:
+            stored = EvalResult.from_dict(data)
+            stored_key = (stored.samples_per_prompt, stored.seed)
+        if stored_key != (settings.eval_samples_per_prompt, settings.seed):
             raise ValueError(  # the policy is no longer the starting one: it cannot be measured "before" again
-                f"Expected the resumed run's eval_samples_per_prompt and seed ({stored.samples_per_prompt}, "
-                f"{stored.seed}) from {str(path)!r}, got ({settings.eval_samples_per_prompt}, {settings.seed})"
+                f"Expected the resumed run's eval_samples_per_prompt and seed {stored_key} from {str(path)!r}, got "
+                f"({settings.eval_samples_per_prompt}, {settings.seed})"
             )
         return stored
     result = _evaluate(agent, env, settings)
     atomic_write_json(path, result.to_dict())
     return result
-
-
-def _describe(label: str, result: EvalResult) -> str:
-    return (
-        f"eval {label}: reward {result.reward.mean:.3f} ± {result.reward.se:.3f}, KL {result.kl.mean:.2f} ± "
-        f"{result.kl.se:.2f}, distinct-2 {result.distinct2:.3f}, length {result.length.mean:.1f} "
-        f"({result.num_prompts} prompts x {result.samples_per_prompt} samples)"
-    )
 
 
 def run_training(settings: TrainSettings) -> dict[str, Any]:
@@ -304,11 +348,11 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     env, agent = _build(settings, ctx)
-    check_free_space(output, _needed_bytes(agent))
+    check_free_space(output, needed_bytes(agent))
     trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
     logger = RunLogger(output, settings.budget, agent.num_timesteps, tensorboard=settings.tensorboard)
-    logger.write(_describe("before", before))
+    logger.write(describe_eval("before", before))
     quick_eval = [p.text for p in make_prompt_source(settings.eval_prompts).prompts][::4]  # a quarter, for curves
     loop_start = time.perf_counter()
     eval_seconds = 0.0
@@ -345,33 +389,23 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     after = _evaluate(agent, env, settings)
     atomic_write_json(output / "eval_after.json", after.to_dict())
     fault_point("eval_after:written")
-    gain = paired_gain(before, after)
-    _export_model(agent, output / "model")
+    export_model(agent, output / "model")
     model_name = settings.model or DEFAULT_MODEL
+    reward = {
+        "textgen": settings.reward,
+        "dialogue": f"{settings.user} user's rating",
+        "edit": f"{settings.reward} gain of the edited draft",
+    }[settings.env]
+    if isinstance(before, TaskEvalResult) and isinstance(after, TaskEvalResult):
+        measures, reward = task_report(before, after), f"task {settings.task}: correct"
+    else:
+        assert isinstance(before, EvalResult) and isinstance(after, EvalResult)  # both from the same _evaluate
+        measures = reward_report(before, after)
     report = {
         "agent": settings.agent,
         "model": model_name,
-        "reward": {
-            "textgen": settings.reward,
-            "dialogue": f"{settings.user} user's rating",
-            "edit": f"{settings.reward} gain of the edited draft",
-        }[settings.env],
-        "eval_reward_before": before.reward.mean,
-        "eval_reward_before_se": before.reward.se,
-        "eval_reward_after": after.reward.mean,
-        "eval_reward_after_se": after.reward.se,
-        "eval_gain": gain.mean,
-        "eval_gain_se": gain.se,
-        "eval_kl_before": before.kl.mean,
-        "eval_kl": after.kl.mean,
-        "eval_kl_se": after.kl.se,
-        "eval_distinct2_before": before.distinct2,
-        "eval_distinct2_after": after.distinct2,
-        "eval_length_before": before.length.mean,
-        "eval_length_after": after.length.mean,
-        "eval_prompts": after.num_prompts,
-        "eval_samples_per_prompt": after.samples_per_prompt,
-        "eval_completions": len(after.rewards),
+        "reward": reward,
+        **measures,
         "iterations": agent.iteration,
         "timesteps": agent.num_timesteps,
         "train_seconds": train_seconds,
@@ -383,6 +417,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         "monitors": monitor.report(),
     }
     if settings.env == "dialogue":
+        assert isinstance(before, EvalResult) and isinstance(after, EvalResult)
         report["eval_gain_by_scenario"] = gain_by_scenario(before, after)
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)
@@ -390,19 +425,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         output / "progress.csv",
         output / "curves.png",
         title=f"{settings.agent.upper()} on {model_name} · reward: {report['reward']}",
-        eval_before=before.reward.mean,
-        eval_after=after.reward.mean,
+        eval_before=report["eval_reward_before"],
+        eval_after=report["eval_reward_after"],
     )
     return report
-
-
-def _export_model(agent: Agent, folder: Path) -> None:
-    """Save the trained LM (LoRA merged into a copy) with its tokenizer in Hugging Face format, atomically."""
-    import copy
-
-    model = agent.policy.model
-    if agent.config.lora_rank > 0:
-        model = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]  # a PeftModel when lora_rank > 0
-    with atomic_folder(folder, name="export") as staging:
-        model.save_pretrained(staging)
-        agent.policy.tokenizer.save_pretrained(staging)

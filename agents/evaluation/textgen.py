@@ -22,7 +22,15 @@ from textgen_env import TextGenVectorEnv
 from textgen_env.generation import generate
 from textgen_env.prompts import make_prompt_source
 
-__all__ = ["EvalResult", "distinct_n", "evaluate", "gain_summary", "generate_completions", "paired_gain"]
+__all__ = [
+    "EvalResult",
+    "completion_kls",
+    "distinct_n",
+    "evaluate",
+    "gain_summary",
+    "generate_completions",
+    "paired_gain",
+]
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -209,16 +217,7 @@ def _evaluate(
     completions = [cast(str, policy.tokenizer.decode(c, skip_special_tokens=True)) for _, c in pairs]
     scores = env.reward.components(texts, completions, [True] * len(texts), references)
     rewards = np.sum(list(scores.values()), axis=0).astype(np.float64)
-    kls: list[float] = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        batch = RolloutBatch.from_token_lists(
-            [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id
-        ).to(policy.device)
-        with torch.no_grad():
-            logits = policy.score(batch, temperature=temperature).logits
-            kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))
-        kls.extend(masked_sum(kl, batch.completion_mask, dim=1).tolist())
+    kls = completion_kls(policy, pairs, temperature=temperature, batch_size=batch_size)
     lengths = [len(c) for _, c in pairs]
     samples: list[dict[str, object]] = [
         {"prompt": p, "completion": c, "reward": float(r), "kl": float(k)}
@@ -238,6 +237,24 @@ def _evaluate(
         lengths=lengths,
         samples=samples,
     )
+
+
+def completion_kls(
+    policy: LMPolicy, pairs: list[tuple[list[int], list[int]]], *, temperature: float, batch_size: int = 32
+) -> list[float]:
+    """Per (prompt_ids, completion_ids) pair, the summed exact per-token KL(policy || reference) over its completion
+    tokens, both at `temperature`, in nats."""
+    kls: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        batch = RolloutBatch.from_token_lists(
+            [p for p, _ in chunk], [c for _, c in chunk], policy.tokenizer.pad_token_id
+        ).to(policy.device)
+        with torch.no_grad():
+            logits = policy.score(batch, temperature=temperature).logits
+            kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))
+        kls.extend(masked_sum(kl, batch.completion_mask, dim=1).tolist())
+    return kls
 
 
 def gain_summary(before: EvalResult, after: EvalResult) -> dict[str, float]:

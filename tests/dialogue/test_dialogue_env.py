@@ -184,7 +184,7 @@ class BadUser(RuleBasedUser):
             r"Expected scenario to be one of \[.*'refund'.*\] or a Scenario, got 'pirate'",
         ),
         ({"max_turns": 0}, ValueError, "Expected max_turns to be an int >= 1, got 0"),
-        ({"user": "robot"}, ValueError, r"Expected user to be one of \['rule', 'simulated'\]"),
+        ({"user": "robot"}, ValueError, r"Expected user to be one of \['rule', 'simulated', 'task'\]"),
         ({"max_new_tokens": 8}, ValueError, "Expected max_reply_tokens, max_context_tokens and scenarios"),
     ],
     ids=["unknown-scenario", "no-turns", "unknown-user", "textgen-length-names"],

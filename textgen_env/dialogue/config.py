@@ -16,8 +16,9 @@ from textgen_env.validation import check_choice, check_int, check_positive
 
 __all__ = ["REPLY_ARGUMENTS", "USER_KINDS", "DialogueConfig", "dialogue_arguments_table", "make_user"]
 
-USER_KINDS = ("rule", "simulated")
-"""Names a ``user=`` argument may take (or give a `User` instance or a factory returning one)."""
+USER_KINDS = ("rule", "simulated", "task")
+"""Names a ``user=`` argument may take (or give a `User` instance or a factory returning one); ``"task"`` (a
+`TaskUser`, chosen by itself when ``task=`` is given) needs ``task=``."""
 REPLY_ARGUMENTS = {
     "max_new_tokens": "max_reply_tokens",
     "max_prompt_tokens": "max_context_tokens",
@@ -33,7 +34,9 @@ class DialogueConfig:
     scenarios: str | Scenario | Sequence[str | Scenario] = "train"
     """Scenario name, set (``train``, ``eval``, ``all``), `Scenario`, or a list; each episode draws one."""
     user: str | User | Callable[[], User] = "rule"
-    """``"rule"`` (`RuleBasedUser`), ``"simulated"`` (`SimulatedUser` on the env's LM), a `User` or a factory."""
+    """``"rule"`` (`RuleBasedUser`), ``"simulated"`` (`SimulatedUser` on the env's LM), a `User` or a factory; with
+    ``task=`` a `TaskUser` asks the task's items, checks every reply and says "That is not right. Try again." until
+    one is right (its rating, 1 or 0, is the feedback; ``scenarios`` is then unused)."""
     max_turns: int = 3
     """Assistant replies per conversation at most (>= 1)."""
     max_reply_tokens: int = 24

@@ -17,10 +17,15 @@ from textgen_env.config import TextGenConfig
 from textgen_env.dialogue.config import REPLY_ARGUMENTS, DialogueConfig, make_user
 from textgen_env.dialogue.conversation import fit_to_context
 from textgen_env.dialogue.scenarios import Scenario
-from textgen_env.dialogue.users import Message, SimulatedUser, checked_turn, respond_all
+from textgen_env.dialogue.task_user import TaskUser
+from textgen_env.dialogue.users import Message, SimulatedUser, User, checked_turn, respond_all
 from textgen_env.episodes import EpisodeBatch
 from textgen_env.prompts import Prompt
+from textgen_env.task_source import TaskSource
 from textgen_env.tool_episodes import TOOL_INFO_KEYS
+
+_TASK_ARGUMENTS = ("task", "task_kwargs", "difficulty", "task_split")
+"""TextGen-v0's task arguments, which TextDialogue-v0 gives its `TaskUser`s instead of its replies."""
 
 __all__ = ["FEEDBACK_FIELDS", "DialogueBatch", "DialogueStep"]
 
@@ -55,6 +60,19 @@ class DialogueBatch:
                 f"Expected {', '.join(ours[:-1])} and {ours[-1]} for TextDialogue-v0, got {', '.join(replaced)}"
             )
         kwargs["reward"] = kwargs.get("reward") or _no_reward
+        task_kwargs = {name: kwargs.pop(name) for name in _TASK_ARGUMENTS if name in kwargs}
+        self.task: TaskSource | None = None
+        if task_kwargs.get("task") is not None:
+            if dialogue.user not in ("rule", "task"):
+                raise ValueError(f"Expected user='task' (or the default) with task=, got user={dialogue.user!r}")
+            self.task = TaskSource(
+                task_kwargs["task"],
+                task_kwargs.get("task_kwargs"),
+                task_kwargs.get("difficulty"),
+                task_kwargs.get("task_split", "train"),
+            )
+        elif dialogue.user == "task" or any(task_kwargs.get(name) is not None for name in _TASK_ARGUMENTS):
+            raise ValueError(f"Expected task= with user='task' or {', '.join(sorted(task_kwargs))}, got task=None")
         self.core = EpisodeBatch(
             TextGenConfig(
                 prompts=["conversation"],  # never drawn: every reply starts from its conversation
@@ -67,7 +85,10 @@ class DialogueBatch:
         self.gen_config = self.core.config
         self.tokenizer = self.core.tokenizer
         self.num_slots = num_slots
-        self.users = [make_user(dialogue.user, slot) for slot in range(num_slots)]
+        self.users: list[User] = [
+            TaskUser(self.task) if self.task is not None else make_user(dialogue.user, slot)
+            for slot in range(num_slots)
+        ]
         for user in self.users:
             if isinstance(user, SimulatedUser):
                 user.bind(self.core.model, self.tokenizer)
@@ -103,9 +124,9 @@ class DialogueBatch:
         for slot in np.flatnonzero(mask).tolist():
             scenarios = cast(tuple[Scenario, ...], self.config.scenarios)  # resolved by DialogueConfig.__post_init__
             scenario = scenarios[int(rngs[slot].integers(len(scenarios)))]
-            self.scenarios[slot] = scenario
             self.users[slot].reset(scenario, rngs[slot])
-            self.conversations[slot] = [{"role": "user", "content": scenario.opening}]
+            self.scenarios[slot] = self.users[slot].scenario  # a TaskUser's conversations are all "task"
+            self.conversations[slot] = self.users[slot].opening()
             self.feedbacks[slot] = []
             self.turns[slot] = 0
             self.returns[slot] = 0.0
@@ -195,13 +216,17 @@ class DialogueBatch:
 
     def info(self, slot: int) -> dict[str, Any]:
         scenario = self.scenarios[slot]
-        return {
+        info: dict[str, Any] = {
             "conversation": [dict(m) for m in self.conversations[slot]],
             "scenario": scenario.name if scenario else None,
             "turn": int(self.turns[slot]),
             "reply": self.core.completions[slot],
             "feedback": list(self.feedbacks[slot]),
         }
+        user = self.users[slot]
+        if isinstance(user, TaskUser) and user.item is not None:
+            info["task"] = user.info()
+        return info
 
     def render_text(self, slot: int) -> str:
         scenario = self.scenarios[slot]

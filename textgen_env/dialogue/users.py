@@ -81,6 +81,10 @@ class User(abc.ABC):
         rubric = cast(RewardSpec, scenario.rubric)  # a Mapping[str, float] is one, but Mapping keys are invariant
         self._rubric = make_reward(rubric, dict(scenario.rubric_kwargs) or None)
 
+    def opening(self) -> list[Message]:
+        """The messages that open the conversation (after `reset`): the scenario's opening line."""
+        return [{"role": "user", "content": self.scenario.opening}]
+
     def rate(self, conversation: Sequence[Message]) -> float:
         """The scenario's rubric score of the last assistant reply, given the user message before it."""
         reply = conversation[-1]["content"]

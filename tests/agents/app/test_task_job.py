@@ -1,0 +1,81 @@
+"""``textgen-env train --task`` and ``eval --task``: the task evaluation in report.json, the log, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from agents.app.cli import main
+from agents.app.training import TrainSettings
+from textgen_env.testing import tiny_math_model_and_tokenizer
+
+
+@pytest.fixture(scope="module")
+def math_model_dir(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny-math")
+    model, tokenizer = tiny_math_model_and_tokenizer()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def _train(model: str, output: str, *extra: str) -> int:
+    argv = ["train", "--task", "arithmetic", "--model", model, "--output", output, "--steps", "64", "--num-envs", "8"]
+    argv += ["--eval-items", "3", "--eval-samples-per-prompt", "2", "--max-new-tokens", "3", "--no-tensorboard"]
+    return main([*argv, *extra])
+
+
+def test_train_task_writes_the_paired_task_evaluation(math_model_dir, tmp_path, capsys):
+    assert _train(math_model_dir, str(tmp_path / "run"), "--eval-difficulties", "1,2") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    task = report["task_eval"]
+    for part in ("before", "after"):
+        assert {"accuracy", "accuracy_se", "greedy_accuracy", "pass_at_k", "format_rate", "length", "kl"} <= set(
+            task[part]
+        )
+        assert task[part]["items"] == 6 and set(task[part]["by_difficulty"]) == {"1", "2"}
+    assert task["gain"]["accuracy"] == pytest.approx(task["after"]["accuracy"] - task["before"]["accuracy"])
+    assert report["eval_reward_before"] == task["before"]["accuracy"]
+    assert "accuracy (T=1)" in capsys.readouterr().out
+
+
+def test_auto_difficulty_is_logged_per_iteration(math_model_dir, tmp_path):
+    assert _train(math_model_dir, str(tmp_path / "run"), "--difficulty", "auto", "--eval-difficulties", "1") == 0
+    with (tmp_path / "run" / "progress.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows and all(row["task/difficulty"] == "1.0" for row in rows)
+
+
+def test_the_task_job_defaults_replace_untouched_settings_only():
+    settings = TrainSettings(task="arithmetic", output="runs/x", max_new_tokens=5)
+    assert settings.max_new_tokens == 5 and settings.steps == 3_000
+    assert settings.agent_options is not None and settings.agent_options["group_size"] == 8
+
+
+def test_eval_task_reports_the_trained_model_against_its_reference(math_model_dir, tmp_path, capsys):
+    argv = ["eval", "--task", "arithmetic", "--model", math_model_dir, "--reference", math_model_dir, "--items", "2"]
+    assert main([*argv, "--samples", "2", "--gain", "--output", str(tmp_path / "report.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["gain"]["accuracy"] == 0.0 and printed["after"]["items"] == 2  # the same model twice
+    assert json.loads((tmp_path / "report.json").read_text()) == printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "no_such_task"], "Expected task to be one of"),
+        (["--task", "arithmetic", "--difficulty", "hard"], "Expected difficulty to be an int, 'auto' or none"),
+        (["--task", "arithmetic", "--difficulty", "42"], "Expected difficulty for task 'arithmetic'"),
+        (["--task", "arithmetic", "--task-kwargs", "[1]"], "Expected task_kwargs to be a JSON object"),
+    ],
+    ids=["unknown-task", "bad-difficulty", "difficulty-out-of-range", "bad-kwargs"],
+)
+def test_bad_task_flags_end_in_one_error_line(math_model_dir, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(["train", "--model", math_model_dir, "--output", str(tmp_path / "r"), *argv])
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(("textgen-env: error:", "usage:", "textgen-env train: error:")) and message in error
