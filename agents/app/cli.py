@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main", "train_flags_table"]
+__all__ = ["build_parser", "main", "train_flags_table", "train_options", "train_settings"]
 
 _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Instruct)"
 
@@ -49,14 +49,52 @@ def train_flags_table() -> str:
     return markdown_table(rows, ("flag", "default", "agents", "meaning"))
 
 
-def _train(args: argparse.Namespace) -> int:
-    from agents.app.training import TrainSettings, run_training
+def train_options() -> list:
+    """Every setting of ``textgen-env train`` as `OptionField`: the `TrainSettings` fields, then the agent options."""
+    from agents.app.options import agent_option_fields
+
+    return [*_train_settings_options(), *(option for option, _ in agent_option_fields().values())]
+
+
+def _run_config_values(path: str) -> dict:
+    """The settings of the run file at `path` (``--config``), checked against ``train``'s options."""
+    from agents.app.run_config import load_run_config
+
+    return load_run_config(path, train_options())
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`argv` parsed; with ``train --config FILE`` the file's values become the defaults, so given flags win."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:
+        args.parser.set_defaults(**_run_config_values(args.config))
+        args = parser.parse_args(argv)
+    args.argv = None if argv is None else list(argv)
+    return args
+
+
+def _settings(args: argparse.Namespace):  # -> TrainSettings (imported lazily, as every command's work is)
+    from agents.app.training import TrainSettings
 
     values = {option.name: getattr(args, option.name) for option in _train_settings_options()}
     try:
-        settings = TrainSettings(**values, agent_options=_agent_options(args))
+        return TrainSettings(**values, agent_options=_agent_options(args))
     except (TypeError, ValueError) as error:
         args.parser.error(str(error))
+
+
+def train_settings(argv: Sequence[str]):  # -> TrainSettings
+    """The settings a ``textgen-env train ...`` command line (`argv` without the program name) would run with."""
+    args = _parse(build_parser(), argv)
+    if args.command != "train":
+        raise ValueError(f"Expected a train command line, got {list(argv)!r}")
+    return _settings(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from agents.app.training import run_training
+
+    settings = _settings(args)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch(args.nproc, sys.argv[1:] if args.argv is None else args.argv)
     report = run_training(settings)
@@ -181,14 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgen-env`` command."""
     from agents.app.errors import add_debug_flag
     from agents.app.options import add_dataclass_flags
+    from textgen_env import __version__
 
     parser = argparse.ArgumentParser(prog="textgen-env", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"textgen-env {__version__}")
     add_debug_flag(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
     add_debug_flag(train)
     _add_train_flags(train)
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a named run: a TOML file of these settings (configs/*.toml); flags given here override its values",
+    )
     train.add_argument(
         "--nproc",
         type=int,
@@ -249,9 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from agents.app.errors import EXIT_USER_ERROR, debug_requested, is_user_error, user_message
 
-    args = build_parser().parse_args(argv)
-    args.argv = None if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit here; a bad run file is a user error below
     try:
+        args = _parse(parser, argv)
         return int(args.handler(args))
     except Exception as error:
         if debug_requested(args) or not is_user_error(error):
