@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main", "train_flags_table", "train_options", "train_settings"]
+__all__ = ["build_parser", "main", "report_summary", "train_flags_table", "train_options", "train_settings"]
 
 _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Instruct)"
 
@@ -100,26 +100,34 @@ def _train(args: argparse.Namespace) -> int:
     report = run_training(settings)
     if not report:  # a rank other than 0: rank 0 reports
         return 0
+    print(report_summary(report, args.output))
+    return 0
+
+
+def report_summary(report: dict, output: str) -> str:
+    """What ``textgen-env train`` prints at the end of a run, from its ``report.json`` (`report`)."""
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
-    if report["settings"]["env"] == "dialogue":  # the units are conversations; the reward is the user's rating
+    if report.get("settings", {}).get("env") == "dialogue":  # the units are conversations; the reward is the rating
         n = f"{report['eval_prompts']} held-out conversations, shared seeds; reward = mean rating"
-    print(f"held-out evaluation ({n}):")
-    print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
-    print(f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}")
-    print(f"  paired gain     {report['eval_gain']:+.4f} ± {report['eval_gain_se']:.4f}")
-    print(f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}")
-    print(f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}")
-    print(f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}")
+    lines = [
+        f"held-out evaluation ({n}):",
+        f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}",
+        f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}",
+        f"  paired gain     {report['eval_gain']:+.4f} ± {report['eval_gain_se']:.4f}",
+        f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}",
+        f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}",
+        f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}",
+    ]
     for name, row in report.get("eval_gain_by_scenario", {}).items():
-        print(
+        lines.append(
             f"  {name:<15} {row['before']:+.3f} -> {row['after']:+.3f}, gain {row['gain']:+.3f} ± "
             f"{row['gain_se']:.3f} ({row['conversations']} conversations)"
         )
-    print(
+    lines.append(
         f"trained {report['timesteps']} tokens in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
-        f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"
+        f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {output})"
     )
-    return 0
+    return "\n".join(lines)
 
 
 def _launch(nproc: int, argv: Sequence[str]) -> int:
