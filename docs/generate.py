@@ -9,10 +9,11 @@ A block sits between two lines, the key naming what fills it::
 
 ``python docs/generate.py --write`` fills every block of ``README.md`` and ``docs/**/*.md``; ``--check`` prints the
 stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a stale block fails ``mkdocs build``.
-Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``, ``default-run-output``, ``default-run-summary``, ``default-run-rescore``,
-``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``, ``rlhf-demo-ppo`` and ``table:NAME`` (a
-recorded table, ``benchmarks/results/NAME.json`` with ``columns`` and ``rows``; ``table:NAME:A,B`` keeps the rows
-labelled A and B) and ``config:MODULE.CLASS`` (a settings dataclass's fields, defaults and docstrings).
+Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
+``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``vs-trl``, ``rlhf-demo``,
+``rlhf-demo-seeds``, ``rlhf-demo-minilm``, ``rlhf-demo-ppo``, ``table:NAME`` (a recorded table,
+``benchmarks/results/NAME.json`` with ``columns`` and ``rows``; ``table:NAME:A,B`` keeps the rows labelled A and
+B) and ``config:MODULE.CLASS`` (a settings dataclass's fields, defaults and docstrings).
 """
 
 from __future__ import annotations
@@ -161,8 +162,10 @@ def vs_trl() -> str:
 
 def _rl_row(rl: dict[str, Any]) -> tuple[str, str, str]:
     before, after = pm(rl["hidden_before"], rl["hidden_before_se"]), pm(rl["hidden_after"], rl["hidden_after_se"])
-    return f"{before} -> {after}", f"**{pm(rl['hidden_gain'], rl['hidden_gain_se'], sign=True)}**", pm(
-        rl["kl"], rl["kl_se"], 2
+    return (
+        f"{before} -> {after}",
+        f"**{pm(rl['hidden_gain'], rl['hidden_gain_se'], sign=True)}**",
+        pm(rl["kl"], rl["kl_se"], 2),
     )
 
 
@@ -241,7 +244,7 @@ def generate(key: str) -> str:
     if key.startswith("config:"):
         return config_table(key.split(":", 1)[1])
     if key not in GENERATORS:
-        raise KeyError(f"Expected a generated-block key among {sorted(GENERATORS)}, arguments:ENV or table:NAME, got {key!r}")
+        raise KeyError(f"Expected a generated-block key among {sorted(GENERATORS)} or a prefixed one, got {key!r}")
     return GENERATORS[key]()
 
 
@@ -251,8 +254,16 @@ def markdown_files() -> list[Path]:
 
 
 def fill(markdown: str, produce: Callable[[str], str] = generate) -> str:
-    """`markdown` with every generated block rewritten."""
-    return BLOCK.sub(lambda match: block(match.group("key"), produce(match.group("key"))), markdown)
+    """`markdown` with every generated block rewritten (a block with an unknown key is left as it is: `stale`
+    names it)."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        try:
+            return block(match.group("key"), produce(match.group("key")))
+        except (KeyError, FileNotFoundError):
+            return match.group(0)
+
+    return BLOCK.sub(rewrite, markdown)
 
 
 def stale(paths: Sequence[Path] | None = None) -> list[str]:

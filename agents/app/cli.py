@@ -40,7 +40,7 @@ def _train_settings_options() -> list:
 
 
 def train_flags_table() -> str:
-    """The Markdown table of ``textgen-env train``'s flags, as the README shows it (generated from the fields)."""
+    """The Markdown table of ``textgen-env train``'s flags, as the docs show it (generated from the fields)."""
     from agents.app.options import agent_option_fields, markdown_table
 
     rows = [(f"`{o.flag}`", f"`{o.default!r}`", "", o.doc) for o in _train_settings_options()]

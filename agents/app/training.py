@@ -55,7 +55,7 @@ by its std (a group of nearly equal rewards no longer gets full-size advantages 
 a KL coefficient floored at 0.03 that rises while the KL passes 5.5 nats. Tuned on 14,400- and 19,200-token runs,
 evaluated on 40 held-out prompts x 8 samples: this gained +0.44 ± 0.03 at 4.8 nats; with the floor at 0.05 and a
 5-nat target +0.37 ± 0.03 at 4.5; the previous default (std division, 0.1 -> 4 nats, 8 slots, float32) +0.33 ± 0.03
-at 3.8 (README, "Results of the default run")."""
+at 3.8 (docs/results.md)."""
 
 
 @dataclass
