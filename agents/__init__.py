@@ -8,6 +8,7 @@
 from agents.base import Agent, Callback
 from agents.config import AgentConfig, DQNConfig, GRPOConfig, PPOConfig, REINFORCEConfig
 from agents.dqn import DQN
+from agents.edit import EditPPO, EditReinforce
 from agents.grpo import GRPO
 from agents.policy import LMPolicy
 from agents.ppo import PPO
@@ -17,6 +18,7 @@ from agents.rollout import Episode, Rollout, RolloutBatch
 __all__ = [
     "AGENTS",
     "DQN",
+    "EDIT_AGENTS",
     "GRPO",
     "PPO",
     "REINFORCE",
@@ -24,6 +26,8 @@ __all__ = [
     "AgentConfig",
     "Callback",
     "DQNConfig",
+    "EditPPO",
+    "EditReinforce",
     "Episode",
     "GRPOConfig",
     "LMPolicy",
@@ -36,15 +40,20 @@ __all__ = [
 ]
 
 AGENTS: dict[str, type[Agent]] = {"reinforce": REINFORCE, "dqn": DQN, "ppo": PPO, "grpo": GRPO}
-"""Agent classes by the name the ``textgen-env train --agent`` option takes."""
+"""Agent classes of TextGen-v0 and TextDialogue-v0 by the name the ``textgen-env train --agent`` option takes."""
+
+EDIT_AGENTS: dict[str, type[Agent]] = {"reinforce": EditReinforce, "ppo": EditPPO}
+"""Agent classes of TextEdit-v0 by the name ``textgen-env train --env edit --agent`` takes."""
 
 
-def agent_class(name: str) -> type[Agent]:
-    """The agent class registered under `name` (case-insensitive)."""
+def agent_class(name: str, env: str = "textgen") -> type[Agent]:
+    """The agent class registered under `name` (case-insensitive) for `env` (textgen, dialogue or edit)."""
+    registry = EDIT_AGENTS if env == "edit" else AGENTS
     key = name.lower()
-    if key not in AGENTS:
-        raise ValueError(f"Expected agent to be one of {sorted(AGENTS)}, got {name!r}")
-    return AGENTS[key]
+    if key not in registry:
+        where = " with env 'edit'" if env == "edit" else ""
+        raise ValueError(f"Expected agent to be one of {sorted(registry)}{where}, got {name!r}")
+    return registry[key]
 
 
 def make_agent(name: str, env, **kwargs) -> Agent:

@@ -25,7 +25,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
     from agents.app.training import main_job_options
 
     given = {name: getattr(args, name) for name in agent_option_fields() if hasattr(args, name)}
-    chosen = {**main_job_options(args.agent), **given}
+    chosen = {**main_job_options(args.agent, args.env), **given}
     if "kl_coef_min" in chosen and "kl_coef_min" not in given and chosen.get("kl_coef") is not None:
         chosen["kl_coef_min"] = min(chosen["kl_coef_min"], chosen["kl_coef"])  # a lower --kl-coef lowers the floor
     return chosen
@@ -109,6 +109,9 @@ def report_summary(report: dict, output: str) -> str:
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
     if report.get("settings", {}).get("env") == "dialogue":  # the units are conversations; the reward is the rating
         n = f"{report['eval_prompts']} held-out conversations, shared seeds; reward = mean rating"
+    env = report.get("settings", {}).get("env")
+    if env == "edit":  # the units are drafts; the reward is the score gain of the edit
+        n = f"{report['eval_prompts']} drafts x {report['eval_samples_per_prompt']} edits, shared seeds; reward = gain"
     lines = [
         f"held-out evaluation ({n}):",
         f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}",
@@ -123,8 +126,9 @@ def report_summary(report: dict, output: str) -> str:
             f"  {name:<15} {row['before']:+.3f} -> {row['after']:+.3f}, gain {row['gain']:+.3f} ± "
             f"{row['gain_se']:.3f} ({row['conversations']} conversations)"
         )
+    unit = "edit steps" if env == "edit" else "tokens"
     lines.append(
-        f"trained {report['timesteps']} tokens in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
+        f"trained {report['timesteps']} {unit} in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
         f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {output})"
     )
     return "\n".join(lines)

@@ -124,11 +124,13 @@ def add_dataclass_flags(
 
 
 def agent_option_fields() -> dict[str, tuple[OptionField, tuple[str, ...]]]:
-    """Every agent option (a field of any agent's config except ``seed``) -> its field and the agents that take it."""
-    from agents import AGENTS  # the registry: name -> Agent class
+    """Every agent option (a field of any agent's config except ``seed``) -> its field and the agents that take it
+    (the edit agents as ``edit-ppo`` and ``edit-reinforce``). A field's first declaration gives its doc and default."""
+    from agents import AGENTS, EDIT_AGENTS  # the registries: name -> Agent class
 
     gathered: dict[str, tuple[OptionField, list[str]]] = {}
-    for name, agent in AGENTS.items():
+    named = [*AGENTS.items(), *((f"edit-{name}", agent) for name, agent in EDIT_AGENTS.items())]
+    for name, agent in named:
         for option in field_options(agent.config_class, exclude=("seed",)):
             if option.name not in gathered:
                 gathered[option.name] = (option, [])

@@ -31,15 +31,22 @@ from agents.app.run_folder import (
 from agents.app.run_logging import RunLogger
 from agents.base import Agent
 from agents.distributed import DistributedContext
+from agents.edit import EditReinforce
 from agents.evaluation import EvalResult, evaluate, paired_gain
 from agents.evaluation.dialogue import evaluate_dialogue, gain_by_scenario
+from agents.evaluation.edit import evaluate_edit
 from textgen_env import TextGenVectorEnv, make_prompt_source
 from textgen_env.dialogue import TextDialogueVectorEnv
+from textgen_env.edit import TextEditVectorEnv
+from textgen_env.edit.drafts import make_draft_source
 from textgen_env.models import DEFAULT_MODEL
 from textgen_env.storage import atomic_folder, atomic_write_json, fault_point, recover_folder
 from textgen_env.validation import check_positive as _positive
 
-__all__ = ["MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
+__all__ = ["ENVS", "MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
+
+ENVS = ("textgen", "dialogue", "edit")
+"""The envs ``textgen-env train --env`` trains on: TextGen-v0, TextDialogue-v0, TextEdit-v0."""
 
 MAIN_JOB_OPTIONS = {
     "kl_coef": 0.03,
@@ -63,7 +70,7 @@ class TrainSettings:
     """Everything ``textgen-env train`` accepts."""
 
     agent: str = "grpo"
-    """Algorithm name: ppo, reinforce, grpo or dqn."""
+    """Algorithm name: ppo, reinforce, grpo or dqn (with env edit: ppo or reinforce, the edit agents)."""
     reward: str = "sentiment"
     """Registered reward name (see textgen_env.rewards.available_rewards())."""
     model: str | None = None
@@ -72,9 +79,10 @@ class TrainSettings:
     """Training prompts (built-in set, file)."""
     eval_prompts: str = "movie_reviews:eval"
     """Held-out prompts for the before/after evaluation."""
-    steps: int = 19_200
-    """Token budget (generated tokens across all episodes); the default, 61 iterations of 16 completions of 20
-    tokens, takes about 7 minutes of training on 2 CPU cores (under 10 minutes with the evaluations)."""
+    steps: int | None = None
+    """Budget: generated tokens across all episodes, or edit steps with env edit. None: 19,200 tokens (61
+    iterations of 16 completions of 20 tokens, about 7 minutes of training on 2 CPU cores, under 10 with the
+    evaluations), or 1,200 edit steps."""
     max_minutes: float | None = None
     """Opt-in wall-clock limit of the training loop; None (the default) stops on the token budget alone, so the same
     command and seed give the same updates on any machine."""
@@ -105,8 +113,9 @@ class TrainSettings:
     device: str = "cpu"
     """Device of the model work: cpu, cuda (under torchrun each rank takes cuda:LOCAL_RANK) or cuda:N."""
     env: str = "textgen"
-    """textgen (TextGen-v0: one completion per prompt) or dialogue (TextDialogue-v0: conversations with a user whose
-    ratings are the reward; reward, prompts and eval_prompts are then unused)."""
+    """textgen (TextGen-v0: one completion per prompt), dialogue (TextDialogue-v0: conversations with a user whose
+    ratings are the reward; reward, prompts and eval_prompts are then unused) or edit (TextEdit-v0: the LM picks
+    edits of drafts, trained by the edit agents; prompts and eval_prompts are then unused)."""
     scenarios: str = field(default="train", metadata={"aliases": ("--scenario",)})
     """With env dialogue: the training scenarios (a name or set: train, eval, all, refund, explain, ...)."""
     eval_scenarios: str = "eval"
@@ -115,15 +124,21 @@ class TrainSettings:
     """With env dialogue: rule (rule-based, cheap) or simulated (the model plays the user)."""
     max_turns: int = 3
     """With env dialogue: assistant replies per conversation at most."""
+    drafts: str = "drafts:train"
+    """With env edit: the drafts edited in training (a named set of the package or a file, one draft per line)."""
+    eval_drafts: str = "drafts:eval"
+    """With env edit: the held-out drafts of the before/after evaluation (eval_samples_per_prompt edits each)."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): GRPO with lr 5e-5, bfloat16 forwards, group-centred rewards and a KL coefficient that
     starts at 0.03 and rises (never below 0.03) while the KL exceeds 5.5 nats per completion."""
 
     def __post_init__(self) -> None:
-        config_class = agent_class(self.agent).config_class  # raises on an unknown agent
-        if self.env not in ("textgen", "dialogue"):
-            raise ValueError(f"Expected env to be one of ['textgen', 'dialogue'], got {self.env!r}")
+        if self.env not in ENVS:
+            raise ValueError(f"Expected env to be one of {list(ENVS)}, got {self.env!r}")
+        config_class = agent_class(self.agent, self.env).config_class  # raises on an unknown agent
+        if self.steps is None:
+            self.steps = 1_200 if self.env == "edit" else 19_200
         _positive("max_turns", self.max_turns, integer=True)
         for name in ("steps", "num_envs", "max_new_tokens", "eval_samples_per_prompt"):
             _positive(name, getattr(self, name), integer=True)
@@ -136,16 +151,24 @@ class TrainSettings:
         check_output_location(self.output)
         check_model_not_replaced(self.model, self.output)
         if self.agent_options is None:
-            self.agent_options = main_job_options(self.agent)
+            self.agent_options = main_job_options(self.agent, self.env)
         if not isinstance(self.agent_options, dict):
             raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
         config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
 
+    @property
+    def budget(self) -> int:
+        """`steps` as resolved for the env (tokens, or edit steps)."""
+        assert self.steps is not None  # __post_init__ resolved it
+        return self.steps
 
-def main_job_options(agent: str) -> dict[str, Any]:
+
+def main_job_options(agent: str, env: str = "textgen") -> dict[str, Any]:
     """The main job's agent options for `agent`: those of `MAIN_JOB_OPTIONS` its config has (``scale_rewards`` is
-    GRPO's), without the KL settings for DQN (it has none)."""
-    names = {f.name for f in fields(agent_class(agent).config_class)}
+    GRPO's), without the KL settings for DQN (it has none); none for the edit agents (their configs' defaults)."""
+    if env == "edit":
+        return {}
+    names = {f.name for f in fields(agent_class(agent, env).config_class)}
     dqn = agent.lower() == "dqn"
     return {k: v for k, v in MAIN_JOB_OPTIONS.items() if k in names and not (dqn and k.startswith("kl_"))}
 
@@ -165,9 +188,17 @@ def dialogue_env(
     )
 
 
-def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVectorEnv | TextDialogueVectorEnv, Agent]:
-    env: TextGenVectorEnv | TextDialogueVectorEnv
-    if settings.env == "dialogue":
+def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent]:
+    env: TextGenVectorEnv | TextDialogueVectorEnv | TextEditVectorEnv
+    if settings.env == "edit":
+        env = TextEditVectorEnv(
+            num_envs=settings.num_envs,
+            model=settings.model,
+            drafts=settings.drafts,
+            reward=settings.reward,
+            device=ctx.device(settings.device),
+        )
+    elif settings.env == "dialogue":
         env = dialogue_env(settings, settings.scenarios, settings.model, ctx.device(settings.device))
     else:
         env = TextGenVectorEnv(
@@ -178,7 +209,7 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[TextGenVec
             max_new_tokens=settings.max_new_tokens,
             device=ctx.device(settings.device),
         )
-    cls = agent_class(settings.agent)
+    cls = agent_class(settings.agent, settings.env)
     checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
         return env, cls.load(checkpoint, env, distributed=ctx)
@@ -195,7 +226,11 @@ def _needed_bytes(agent: Agent) -> int:
     return 2 * (weights + 2 * trained) + weights
 
 
-def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings) -> EvalResult:
+def _evaluate(agent: Agent, env: Any, settings: TrainSettings) -> EvalResult:
+    if settings.env == "edit":  # held-out drafts, edited with the same seeds before and after
+        assert isinstance(agent, EditReinforce)  # agent_class(..., "edit")
+        drafts = [p.text for p in make_draft_source(settings.eval_drafts).prompts]
+        return evaluate_edit(agent, env, drafts, samples_per_draft=settings.eval_samples_per_prompt, seed=settings.seed)
     if settings.env == "dialogue":  # held-out scenarios, conversations with the same seeds before and after
         model = env.loaded_model if env.loaded_model is not None else settings.model
         eval_env = dialogue_env(settings, settings.eval_scenarios, model, env.config.device)
@@ -211,9 +246,7 @@ def _evaluate(agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, setti
     )
 
 
-def _load_or_run_before(
-    agent: Agent, env: TextGenVectorEnv | TextDialogueVectorEnv, settings: TrainSettings, path: Path
-) -> EvalResult:
+def _load_or_run_before(agent: Agent, env: Any, settings: TrainSettings, path: Path) -> EvalResult:
     """The evaluation before training: from ``eval_before.json`` when resuming a run that has it, else run now."""
     if path.is_file() and settings.resume:
         stored = EvalResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
@@ -255,7 +288,7 @@ def run_training(settings: TrainSettings) -> dict[str, Any]:
         ctx.barrier()  # rank 0 has locked the folder and recovered its checkpoint
         torch.manual_seed(settings.seed)
         _, agent = _build(settings, ctx)
-        agent.learn(settings.steps, checkpoint_dir=output / "checkpoint", checkpoint_every=settings.checkpoint_every)
+        agent.learn(settings.budget, checkpoint_dir=output / "checkpoint", checkpoint_every=settings.checkpoint_every)
         return {}
     check_writable(output)
     with RunLock(output):
@@ -273,7 +306,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     check_free_space(output, _needed_bytes(agent))
     trim_progress(output / "progress.csv", agent.iteration)  # iterations after the checkpoint are redone
     before = _load_or_run_before(agent, env, settings, output / "eval_before.json")
-    logger = RunLogger(output, settings.steps, agent.num_timesteps, tensorboard=settings.tensorboard)
+    logger = RunLogger(output, settings.budget, agent.num_timesteps, tensorboard=settings.tensorboard)
     logger.write(_describe("before", before))
     quick_eval = [p.text for p in make_prompt_source(settings.eval_prompts).prompts][::4]  # a quarter, for curves
     loop_start = time.perf_counter()
@@ -298,7 +331,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
         return not out_of_time
 
     agent.learn(
-        settings.steps,
+        settings.budget,
         callback=on_iteration,
         checkpoint_dir=output / "checkpoint",
         checkpoint_every=settings.checkpoint_every,
@@ -314,7 +347,11 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     report = {
         "agent": settings.agent,
         "model": model_name,
-        "reward": settings.reward if settings.env == "textgen" else f"{settings.user} user's rating",
+        "reward": {
+            "textgen": settings.reward,
+            "dialogue": f"{settings.user} user's rating",
+            "edit": f"{settings.reward} gain of the edited draft",
+        }[settings.env],
         "eval_reward_before": before.reward.mean,
         "eval_reward_before_se": before.reward.se,
         "eval_reward_after": after.reward.mean,

@@ -279,3 +279,24 @@ def test_a_person_rates_only_the_finished_text_in_sparse_mode(make_edit_env):
             done = terminated or truncated
         assert len(asked) == episode + 1 and asked[-1][1] == info["text"]  # one question, at STOP, on the final text
         assert rewards[-1] - info["reward_components"].get("edit_cost", 0.0) == pytest.approx(1.0)  # rating 5 -> +1
+
+
+def test_step_unfinished_idles_finished_slots_until_reset(make_edit_vec_env):
+    vec = make_edit_vec_env(2, max_edits=3)
+    started: list[int] = []
+    restart = vec.batch.restart
+    vec.batch.restart = lambda slots, *args, **kwargs: started.extend(slots) or restart(slots, *args, **kwargs)
+    vec.reset(seed=0)
+    started.clear()
+    _, rewards, terminated, _, infos = vec.step_unfinished(np.array([0, 1]))  # slot 0 stops, slot 1 edits
+    assert terminated.tolist() == [True, False]
+    text = infos["text"][0]
+    for _ in range(2):
+        _, rewards, terminated, truncated, infos = vec.step_unfinished(np.array([1, 1]))
+        assert rewards[0] == 0.0 and not terminated[0] and not truncated[0]  # idle: nothing scored, no restart
+    assert vec.batch.text(0) == text and started == []
+    assert terminated[1]  # slot 1 used its 3 edits
+    with pytest.raises(gym.error.ResetNeeded, match=r"Expected an unfinished slot to step, got none"):
+        vec.step_unfinished(np.array([0, 0]))
+    vec.reset(seed=1)
+    assert started == [0, 1]

@@ -83,6 +83,31 @@ class TextEditVectorEnv(VectorEnv):
         self._autoreset = step.terminated | step.truncated
         return self._observations(), step.rewards.copy(), step.terminated, step.truncated, self._merge(step.infos)
 
+    def step_unfinished(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """`step` without autoreset: slots whose episode has ended stay ended (their action is ignored, reward 0,
+        terminated and truncated False, nothing is proposed or scored) until the next `reset`.
+
+        For agents that collect one episode per slot and then reset every slot: no slot samples candidates and
+        scores texts for an episode that would be thrown away.
+        """
+        if not self.batch.started:
+            raise gym.error.ResetNeeded("Cannot call TextEditVectorEnv.step_unfinished before TextEditVectorEnv.reset")
+        finished = self._autoreset.copy()
+        if finished.all():
+            raise gym.error.ResetNeeded("Expected an unfinished slot to step, got none: call reset")
+        actions = np.asarray(actions)
+        if len(actions) != self.num_envs:
+            raise ValueError(f"Expected {self.num_envs} actions (one per env), got {len(actions)}")
+        checked = np.stack([checked_action(self.single_action_space, a) for a in actions])
+        step = self.batch.step(np.flatnonzero(~finished).tolist(), checked, self._slot_rngs)
+        self._autoreset = finished | step.terminated | step.truncated
+        return self._observations(), step.rewards.copy(), step.terminated, step.truncated, self._merge(step.infos)
+
+    @property
+    def loaded_model(self) -> Any:
+        """The LM this env runs (for its candidates' infilling), or None when it runs none."""
+        return self.model
+
     def action_masks(self) -> np.ndarray:
         """(num_envs, n) bool: each slot's allowed actions (for MaskablePPO)."""
         return self.batch.action_masks()

@@ -111,7 +111,9 @@ def test_field_options_resolve_types():
     assert options["clip_range_value"].parse("none") is None
     assert parse_bool("Yes") is True and parse_bool("0") is False
     taken_by = {name: agents for name, (_, agents) in agent_option_fields().items()}
-    assert taken_by["group_size"] == ("grpo",) and set(taken_by["learning_rate"]) == set(AGENTS)
+    assert taken_by["group_size"] == ("grpo",)
+    assert set(taken_by["learning_rate"]) == set(AGENTS) | {"edit-reinforce", "edit-ppo"}
+    assert taken_by["instruction"] == ("edit-reinforce", "edit-ppo")
     assert "seed" not in taken_by  # the run's --seed seeds the agent
 
 

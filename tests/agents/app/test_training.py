@@ -180,3 +180,32 @@ def test_cli_eval_names_a_bad_env_or_scenario(tiny_run, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "--model", str(root / "tiny"), "--reference", str(root / "tiny"), "--user", "rule", *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce"])
+def test_cli_trains_the_edit_agents(tiny_run, capsys, agent):
+    _, root = tiny_run
+    drafts = root / "drafts.txt"
+    drafts.write_text("the movie was very slow and sad .\nthe plot was very long , the cast was sad .\n")
+    output = root / f"edit-{agent}"
+    args = ["train", "--env", "edit", "--agent", agent, "--model", str(root / "tiny"), "--reward", "keyword"]
+    args += ["--drafts", str(drafts), "--eval-drafts", str(drafts), "--steps", "12", "--num-envs", "2"]
+    args += ["--episodes-per-iteration", "2", "--minibatch-size", "1" if agent == "ppo" else "2"]
+    args += ["--eval-samples-per-prompt", "2", "--output", str(output), "--no-tensorboard"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "2 drafts x 2 edits, shared seeds; reward = gain" in printed and "edit steps in" in printed
+    report = json.loads((output / "report.json").read_text())
+    assert report["timesteps"] >= 12 and report["eval_completions"] == 4 and report["eval_kl_before"] == 0.0
+    assert report["agent_config"]["minibatch_size"] == (1 if agent == "ppo" else 2)
+    assert (output / "model" / "model.safetensors").is_file() and (output / "checkpoint" / "agent.pt").is_file()
+    assert main([*args, "--resume", "--steps", "24"]) == 0  # continues from the checkpoint
+    assert json.loads((output / "report.json").read_text())["timesteps"] >= 24
+
+
+def test_cli_edit_env_takes_only_the_edit_agents(tiny_run, capsys):
+    _, root = tiny_run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--env", "edit", "--agent", "grpo", "--model", str(root / "tiny"), "--output", str(root / "x")])
+    assert exit_info.value.code == 2
+    assert "Expected agent to be one of ['ppo', 'reinforce'] with env 'edit', got 'grpo'" in capsys.readouterr().err
