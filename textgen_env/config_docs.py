@@ -87,7 +87,7 @@ def argument_table(config: type, exclude: Sequence[str] = (), extra_rows: Sequen
 def document_arguments(table: str) -> Callable[[_Class], _Class]:
     """Class decorator: the docstring's line ``{arguments}`` becomes `table` (indented like that line).
 
-    The table is also kept for `documented_table` (the README's copy); under ``python -OO`` there is no docstring.
+    The table is also kept for `documented_table` (the docs pages' copy); under ``python -OO`` there is no docstring.
     """
 
     def decorate(cls: _Class) -> _Class:

@@ -41,7 +41,7 @@ def test_scenario_is_an_alias_of_scenarios(flag):
     assert _train_args([flag, "refund"]).scenarios == "refund"
     assert not hasattr(_train_args([flag, "refund"]), "scenario")  # one setting, one dest
     option = {o.name: o for o in field_options(TrainSettings)}["scenarios"]
-    assert option.aliases == ("--scenario",) and option.doc.endswith("Also `--scenario`.")  # the README says so
+    assert option.aliases == ("--scenario",) and option.doc.endswith("Also `--scenario`.")  # the docs' table says so
 
 
 @pytest.mark.parametrize(
