@@ -152,11 +152,12 @@ def vs_trl() -> str:
                 f"{row['train_tokens_per_second']:.1f}",
                 pm(row["reward_gain"], row["reward_gain_se"], sign=True),
                 pm(row["kl"], row["kl_se"], 2),
+                f"{row['reward_gain'] / row['kl']:.3f}",
                 f"{row['distinct2_after']:.3f}",
             )
         )
     start = data["rows"][0]["distinct2_before"]
-    header = ("framework", "lr", "training tokens", "tokens/s", "reward gain ± SE", "KL ± SE, nats")
+    header = ("framework", "lr", "training tokens", "tokens/s", "reward gain ± SE", "KL ± SE, nats", "gain per nat")
     return table(rows, (*header, f"distinct-2 (start {start:.3f})")) + "\n\n" + source_line("vs_trl")
 
 
