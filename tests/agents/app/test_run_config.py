@@ -22,7 +22,7 @@ def _write(tmp_path: Path, text: str) -> str:
 
 
 def test_there_are_named_runs():
-    assert {"main.toml", "dialogue.toml", "ppo.toml", "edit.toml"} <= {path.name for path in CONFIGS}
+    assert {"main.toml", "dialogue.toml", "ppo.toml", "edit.toml", "rlhf.toml"} <= {path.name for path in CONFIGS}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.name for path in CONFIGS])
@@ -105,6 +105,29 @@ def test_a_named_run_trains(tmp_path, tiny_model_dir):
         8,
         4,
     )
+
+
+@pytest.mark.slow
+def test_the_rlhf_run_trains_on_a_reward_model(tmp_path, tiny_model_dir, tiny_reward_model):
+    folder, _ = tiny_reward_model
+    path = _write(
+        tmp_path,
+        f'agent = "reinforce"\nreward = "reward-model"\nreward_model = {str(folder)!r}\nmodel = {tiny_model_dir!r}\n'
+        "steps = 8\nnum_envs = 2\nmax_new_tokens = 4\neval_samples_per_prompt = 1\ntensorboard = false\n"
+        "bf16_autocast = false\n",
+    )
+    output = tmp_path / "run"
+    assert main(["train", "--config", path, "--output", str(output)]) == 0
+    report = json.loads((output / "report.json").read_text(encoding="utf-8"))
+    assert report["settings"]["reward_model"] == str(folder) and report["reward"] == "reward-model"
+
+
+def test_a_reward_model_goes_with_the_reward_model_reward():
+    with pytest.raises(SystemExit):
+        train_settings(["train", "--reward", "reward-model"])
+    settings = train_settings(["train", "--config", str(REPO / "configs" / "rlhf.toml")])
+    assert settings.reward_kwargs() == {"path": "rm"}
+    assert train_settings(["train"]).reward_kwargs() is None
 
 
 def test_version_is_the_packages(capsys):
