@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit"}
 FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback")
 SB3 = ("stable_baselines3", "sb3_contrib")
+INTEGRATIONS = "textgen_env.integrations"
+TRAINER_PACKAGES = ("trl", "datasets", "openenv")
 
 # agents' layers, lowest first: a module may import its own layer or lower ones only
 AGENT_LAYERS: list[tuple[str, ...]] = [
@@ -89,6 +91,19 @@ def test_feature_packages_never_import_each_other():
         mine = [f for f in FEATURES if _within(name, (f,))]
         if mine and _within(imported, FEATURES) and not _within(imported, tuple(mine)):
             return "feature packages share code through the layers below them, not each other"
+        return None
+
+    assert not _violations(rule)
+
+
+def test_integrations_sit_on_top_and_alone_import_other_trainers():
+    def rule(name, imported):
+        if not name.startswith("textgen_env") or _within(name, (INTEGRATIONS,)):
+            return None
+        if _within(imported, (INTEGRATIONS,)):
+            return "textgen_env.integrations (adapters for other trainers) is the top layer: nothing below imports it"
+        if _within(imported, TRAINER_PACKAGES):
+            return "only textgen_env.integrations imports trl, datasets and openenv (optional dependencies)"
         return None
 
     assert not _violations(rule)

@@ -15,6 +15,7 @@ ENV_PAGES = {
     "TextGen-v0": "docs/envs/text_gen.md",
     "TextDialogue-v0": "docs/envs/text_dialogue.md",
     "TextEdit-v0": "docs/envs/text_edit.md",
+    "TextCompletion-v0": "docs/envs/text_completion.md",
 }
 
 

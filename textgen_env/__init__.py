@@ -8,6 +8,7 @@
 from gymnasium.envs.registration import register
 
 from textgen_env._version import __version__
+from textgen_env.completion import CompletionWrapper, TextCompletionEnv
 from textgen_env.config import TextGenConfig
 from textgen_env.env import TextGenEnv
 from textgen_env.models import DEFAULT_MODEL, load_model, load_tokenizer
@@ -17,8 +18,10 @@ from textgen_env.vector import TextGenVectorEnv
 __all__ = [
     "BUILTIN_PROMPT_SETS",
     "DEFAULT_MODEL",
+    "CompletionWrapper",
     "Prompt",
     "PromptSource",
+    "TextCompletionEnv",
     "TextGenConfig",
     "TextGenEnv",
     "TextGenVectorEnv",
@@ -42,4 +45,8 @@ register(
     id="TextEdit-v0",
     entry_point="textgen_env.edit.env:TextEditEnv",
     vector_entry_point="textgen_env.edit.vector:TextEditVectorEnv",
+)
+register(
+    id="TextCompletion-v0",
+    entry_point="textgen_env.completion:TextCompletionEnv",
 )

@@ -17,7 +17,7 @@ from textgen_env.config_docs import documented_table
 
 __all__ = ["DOCUMENTED_ENVS", "env_argument_tables"]
 
-DOCUMENTED_ENVS = ("TextGen-v0", "TextDialogue-v0", "TextEdit-v0")
+DOCUMENTED_ENVS = ("TextGen-v0", "TextDialogue-v0", "TextEdit-v0", "TextCompletion-v0")
 """The registered envs whose argument tables the docs show."""
 
 

@@ -1,4 +1,5 @@
-"""The ``textgen-env`` command: ``train`` (the main job), ``generate`` and ``eval`` for a trained model, ``demo``.
+"""The ``textgen-env`` command: ``train`` (the main job), ``generate`` and ``eval`` for a trained model, ``demo``,
+``feedback serve``, ``reward-model train`` and ``serve-env`` (OpenEnv).
 
 Thin argument parsing only; the work is in `agents.app.training`, `agents.evaluation` and the env. An error the user
 can fix ends the command with one ``textgen-env: error: ...`` line and exit code 2 (`agents.app.errors`); ``--debug``
@@ -295,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     from agents.app.feedback_cli import add_feedback_commands
 
     add_feedback_commands(commands)  # feedback serve, reward-model train
+
+    from agents.app.serve_env_cli import add_serve_env_command
+
+    add_serve_env_command(commands)  # serve-env (OpenEnv)
     return parser
 
 

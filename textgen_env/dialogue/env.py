@@ -122,6 +122,11 @@ class TextDialogueEnv(gym.Env):
         self.tokenizer = self.batch.tokenizer
         self.action_space, self.observation_space = _spaces(self.batch)
 
+    @property
+    def config(self):
+        """The reply settings (a `TextGenConfig`: modes, lengths, reward) of every reply."""
+        return self.batch.gen_config
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if options:

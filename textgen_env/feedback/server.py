@@ -23,7 +23,7 @@ from textgen_env.feedback.guard import TOKEN_HEADER, AccessPolicy, host_name, is
 from textgen_env.feedback.log import open_log
 from textgen_env.feedback.questions import ModelCompleter, QuestionBoard
 
-__all__ = ["FeedbackServer", "make_board", "serve"]
+__all__ = ["FeedbackServer", "bind_socket", "check_host", "check_port", "make_board", "serve", "timed_protocol"]
 
 
 def _uvicorn() -> Any:
@@ -58,7 +58,8 @@ def make_board(
     return QuestionBoard(log_path, completer=completer, prompts=prompts, mode=mode, seed=seed)
 
 
-def _check_port(port: object) -> int:
+def check_port(port: object) -> int:
+    """`port` if it is a TCP port number (0: any free one)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"Expected port to be an int from 0 to 65535 (0: any free port), got {port!r}")
     return port
@@ -76,8 +77,8 @@ def check_host(host: object, allow_remote: bool) -> str:
     return host
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` (``localhost``: 127.0.0.1), not yet listening."""
+def bind_socket(host: str, port: int, what: str = "the feedback page") -> socket.socket:
+    """A TCP socket bound to `host`:`port` (``localhost``: 127.0.0.1), not yet listening (`what`: for the message)."""
     address = "127.0.0.1" if host.lower() == "localhost" else host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -86,12 +87,12 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((address, port))
     except OSError as error:
         sock.close()
-        message = f"Expected to bind the feedback page to {host}:{port}, got: {error.strerror}"
+        message = f"Expected to bind {what} to {host}:{port}, got: {error.strerror}"
         raise OSError(error.errno, message) from None
     return sock
 
 
-def _timed_protocol(timeout: float) -> type:
+def timed_protocol(timeout: float) -> type:
     """uvicorn's h11 protocol, closing a connection whose next request head has not fully arrived `timeout`
     seconds after the connection opened or the previous response ended (uvicorn itself waits forever)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -172,7 +173,7 @@ class FeedbackServer:
         limits: dict[str, Any] = {"max_body_bytes": max_body_bytes, "body_timeout": request_timeout}
         if token is not None:
             limits["token"] = token
-        self._socket = _bind(host, _check_port(port))
+        self._socket = bind_socket(host, check_port(port))
         try:  # a bad allowed host or a missing FastAPI must not leave the port bound
             self.port: int = self._socket.getsockname()[1]
             self.access = AccessPolicy.for_server(host, self.port, allowed_hosts, **limits)
@@ -191,7 +192,7 @@ class FeedbackServer:
             app,
             log_level="warning",
             lifespan="off",
-            http=_timed_protocol(request_timeout),
+            http=timed_protocol(request_timeout),
             limit_concurrency=limit_concurrency,
             timeout_keep_alive=5,
         )

@@ -194,7 +194,9 @@ def test_save_and_load_give_identical_predictions_offline(sb3_env, tiny, tmp_pat
 
 
 def test_a_bare_model_instance_in_policy_kwargs_also_round_trips(sb3_env, tiny, tmp_path):
-    model, tokenizer = tiny
+    # its own instance: a bare instance is pickled whole, and other tests call the session's shared model with
+    # output_hidden_states=True, after which transformers' hooks (closures over a ContextVar) make it unpicklable
+    model, tokenizer = tiny_model(), tiny[1]
     env = sb3_env(2)
     ppo = PPO(LMActorCriticPolicy, env, n_steps=4, batch_size=8, policy_kwargs={"model": model, "tokenizer": tokenizer})
     ppo.learn(8)
