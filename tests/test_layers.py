@@ -9,7 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit"}
-FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback")
+FEATURES = ("textgen_env.dialogue", "textgen_env.edit", "textgen_env.feedback", "textgen_env.tasks")
+# the task library sits beside the rewards, below the episode core: it may use the utilities only
+TASKS_MAY_IMPORT = ("textgen_env.tasks", "textgen_env.validation", "textgen_env.storage")
 SB3 = ("stable_baselines3", "sb3_contrib")
 INTEGRATIONS = "textgen_env.integrations"
 TRAINER_PACKAGES = ("trl", "datasets", "openenv")
@@ -91,6 +93,16 @@ def test_feature_packages_never_import_each_other():
         mine = [f for f in FEATURES if _within(name, (f,))]
         if mine and _within(imported, FEATURES) and not _within(imported, tuple(mine)):
             return "feature packages share code through the layers below them, not each other"
+        return None
+
+    assert not _violations(rule)
+
+
+def test_the_task_library_imports_only_the_utilities():
+    def rule(name, imported):
+        mine = _within(name, ("textgen_env.tasks",))
+        if mine and _within(imported, ("textgen_env",)) and not _within(imported, TASKS_MAY_IMPORT):
+            return "textgen_env/tasks/ uses only the utilities (validation, storage); the envs build on it"
         return None
 
     assert not _violations(rule)
