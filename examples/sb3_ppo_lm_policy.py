@@ -4,7 +4,7 @@ The policy is the causal LM (its own next-token distribution over the vocabulary
 hidden state; PPO updates the LM's weights. The env reports ``log pi_ref(a|s)`` of its frozen model at every step
 (``reference_logprobs=True``) and `KLPenaltyCallback` subtracts ``kl_coef * (log pi(a|s) - log pi_ref(a|s))`` from
 the rollout's rewards before each update, so PPO (with ``ent_coef=0``) optimises the reward minus ``kl_coef`` times
-the KL to the env's frozen model (README, "KL penalty the SB3 way").
+the KL to the env's frozen model (docs/sb3.md, "KL penalty the SB3 way").
 Along the way `GenerationLoggingCallback` writes reward components and sample generations to TensorBoard, and the
 end shows ``save`` / ``PPO.load`` and the LM saved in Hugging Face format.
 

@@ -1,11 +1,13 @@
-"""The README's Python code blocks run, with the tiny offline model standing in for the embedded default.
+"""The Python code blocks of the README and the docs pages run, with the tiny offline model standing in for the
+embedded default.
 
-Conventions for README.md:
+Conventions for README.md and docs/**/*.md:
 
 * every fenced ```python block is one test case, run with `exec` in a fresh namespace (so each block carries its
   own imports) inside a temporary working directory;
 * a block whose fence comes right after a line ``<!-- no-test -->`` (blank lines between are allowed) is skipped:
-  mark code that cannot run offline or would take too long that way, and say why in the README's text;
+  mark code that cannot run offline that way, and say why in the page's text;
+* a block right after a line ``<!-- slow -->`` runs as a ``slow`` test (more than a few seconds);
 * blocks in other languages (```bash and the like) are never run.
 
 The model is made tiny without changing any package code: in every module of `textgen_env` and `agents`, the
@@ -34,8 +36,11 @@ import textgen_env
 from textgen_env import models
 from textgen_env.testing import tiny_model, tiny_tokenizer
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 NO_TEST = "<!-- no-test -->"
+SLOW = "<!-- slow -->"
 FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 PATCHED = ("load_model", "load_tokenizer", "model_vocabulary_rows")
 
@@ -49,22 +54,27 @@ class CodeBlock:
     source: str
     skip: bool
     """Whether the block is marked ``<!-- no-test -->``."""
+    slow: bool = False
+    """Whether the block is marked ``<!-- slow -->``."""
+    path: Path = README
+    """The Markdown file it is in."""
 
 
-def python_blocks(markdown: str) -> list[CodeBlock]:
-    """The ```python blocks of `markdown`, in order."""
+def python_blocks(markdown: str, path: Path = README) -> list[CodeBlock]:
+    """The ```python blocks of `markdown` (the text of `path`), in order."""
     blocks = []
     for match in FENCE.finditer(markdown):
         if match.group(1).lower() not in ("python", "py"):
             continue
         preceding = markdown[: match.start()].rstrip().splitlines()
-        skip = bool(preceding) and preceding[-1].strip() == NO_TEST
+        mark = preceding[-1].strip() if preceding else ""
         line = markdown.count("\n", 0, match.start()) + 2
-        blocks.append(CodeBlock(line=line, source=match.group(2), skip=skip))
+        blocks.append(CodeBlock(line, match.group(2), skip=mark == NO_TEST, slow=mark == SLOW, path=path))
     return blocks
 
 
-BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [block for page in PAGES for block in python_blocks(page.read_text(encoding="utf-8"), page)]
+README_BLOCKS = [block for block in BLOCKS if block.path == README]
 
 
 def _is_default(name_or_path: Any) -> bool:
@@ -133,26 +143,41 @@ def test_python_blocks_are_found_and_no_test_marks_skip() -> None:
             "```",
         ]
     )
-    found = [(block.line, block.source, block.skip) for block in python_blocks(markdown)]
-    assert found == [(3, "a = 1\n", False), (8, "b = 2\n", True), (14, "c = 3\n", False)]
+    markdown += "\n<!-- slow -->\n```python\nd = 4\n```"
+    found = [(block.line, block.source, block.skip, block.slow) for block in python_blocks(markdown)]
+    assert found == [
+        (3, "a = 1\n", False, False),
+        (8, "b = 2\n", True, False),
+        (14, "c = 3\n", False, False),
+        (18, "d = 4\n", False, True),
+    ]
 
 
-def test_readme_has_python_blocks() -> None:
-    assert BLOCKS, f"Expected ```python blocks in {README}, found none"
+def test_readme_and_docs_have_python_blocks() -> None:
+    assert README_BLOCKS, f"Expected ```python blocks in {README}, found none"
+    assert len(BLOCKS) > len(README_BLOCKS), "Expected ```python blocks in the docs pages, found none"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{block.line}" for block in BLOCKS])
+def _name(block: CodeBlock) -> str:
+    return f"{block.path.relative_to(ROOT)}:{block.line}"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(block, marks=pytest.mark.slow) if block.slow else block for block in BLOCKS],
+    ids=[_name(block) for block in BLOCKS],
+)
 def test_readme_block_runs(block: CodeBlock, tiny_default_model, tmp_path, monkeypatch) -> None:
     if block.skip:
-        pytest.skip(f"marked {NO_TEST} in README.md")
+        pytest.skip(f"marked {NO_TEST} in {block.path.name}")
     monkeypatch.chdir(tmp_path)  # blocks may write files (checkpoints, logs)
     torch.manual_seed(0)
-    # leading newlines make tracebacks name the block's own lines of README.md
-    code = compile("\n" * (block.line - 1) + block.source, str(README), "exec")
+    # leading newlines make tracebacks name the block's own lines of its file
+    code = compile("\n" * (block.line - 1) + block.source, str(block.path), "exec")
     failure = None
     try:
         exec(code, {"__name__": "__readme__"})
     except Exception:
         failure = traceback.format_exc()
     if failure is not None:
-        pytest.fail(f"The README.md block at line {block.line} failed:\n{failure}", pytrace=False)
+        pytest.fail(f"The block at {_name(block)} failed:\n{failure}", pytrace=False)

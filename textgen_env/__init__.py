@@ -7,14 +7,13 @@
 
 from gymnasium.envs.registration import register
 
+from textgen_env._version import __version__
 from textgen_env.completion import CompletionWrapper, TextCompletionEnv
 from textgen_env.config import TextGenConfig
 from textgen_env.env import TextGenEnv
 from textgen_env.models import DEFAULT_MODEL, load_model, load_tokenizer
 from textgen_env.prompts import BUILTIN_PROMPT_SETS, Prompt, PromptSource, make_prompt_source
 from textgen_env.vector import TextGenVectorEnv
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_PROMPT_SETS",

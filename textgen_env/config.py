@@ -78,8 +78,8 @@ class TextGenConfig:
     """> 0 adds ``kl_coef * log pi_ref(a_t | s_t)`` to every step's reward (component ``"kl"``), pi_ref being the
     env's own model, which it never trains. On its own that is a bonus for text the reference finds likely, not a
     KL penalty: for a KL penalty with stock SB3 use ``reference_logprobs=True`` with
-    ``agents.sb3.KLPenaltyCallback`` (see the README's "KL penalty the SB3 way"). ``set_kl_coef`` changes it later,
-    on an env built with ``kl_coef > 0``."""
+    ``agents.sb3.KLPenaltyCallback`` (the docs' stable-baselines3 page, "KL penalty the SB3 way"). ``set_kl_coef``
+    changes it later, on an env built with ``kl_coef > 0``."""
     reference_logprobs: bool = False
     """True reports ``log pi_ref(a_t | s_t)`` of the env's own model in ``info["reference_logprob"]`` at every step
     without changing the reward, for learners that apply the KL penalty themselves (``agents.sb3.KLPenaltyCallback``;

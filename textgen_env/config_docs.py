@@ -2,9 +2,9 @@
 
 A setting is documented once, as the docstring under its dataclass field (`TextGenConfig`, `DialogueConfig`,
 `TextEditConfig`). `argument_table` turns the fields into a Markdown table and `document_arguments` puts that table
-into an env class's docstring at import, in place of the line ``{arguments}``; `textgen_env.readme_tables` copies
-the same tables into the README. The agents' command line (`agents.app.options`) reads its flags' help and the
-README's flag table with the same `field_docs` and `markdown_table`.
+into an env class's docstring at import, in place of the line ``{arguments}``; `textgen_env.readme_tables` gives
+the same tables to the docs pages. The agents' command line (`agents.app.options`) reads its flags' help and the
+docs' flag table with the same `field_docs` and `markdown_table`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def argument_table(config: type, exclude: Sequence[str] = (), extra_rows: Sequen
 def document_arguments(table: str) -> Callable[[_Class], _Class]:
     """Class decorator: the docstring's line ``{arguments}`` becomes `table` (indented like that line).
 
-    The table is also kept for `documented_table` (the README's copy); under ``python -OO`` there is no docstring.
+    The table is also kept for `documented_table` (the docs pages' copy); under ``python -OO`` there is no docstring.
     """
 
     def decorate(cls: _Class) -> _Class:

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main", "train_flags_table"]
+__all__ = ["build_parser", "main", "report_summary", "train_flags_table", "train_options", "train_settings"]
 
 _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Instruct)"
 
@@ -41,7 +41,7 @@ def _train_settings_options() -> list:
 
 
 def train_flags_table() -> str:
-    """The Markdown table of ``textgen-env train``'s flags, as the README shows it (generated from the fields)."""
+    """The Markdown table of ``textgen-env train``'s flags, as the docs show it (generated from the fields)."""
     from agents.app.options import agent_option_fields, markdown_table
 
     rows = [(f"`{o.flag}`", f"`{o.default!r}`", "", o.doc) for o in _train_settings_options()]
@@ -50,14 +50,52 @@ def train_flags_table() -> str:
     return markdown_table(rows, ("flag", "default", "agents", "meaning"))
 
 
-def _train(args: argparse.Namespace) -> int:
-    from agents.app.training import TrainSettings, run_training
+def train_options() -> list:
+    """Every setting of ``textgen-env train`` as `OptionField`: the `TrainSettings` fields, then the agent options."""
+    from agents.app.options import agent_option_fields
+
+    return [*_train_settings_options(), *(option for option, _ in agent_option_fields().values())]
+
+
+def _run_config_values(path: str) -> dict:
+    """The settings of the run file at `path` (``--config``), checked against ``train``'s options."""
+    from agents.app.run_config import load_run_config
+
+    return load_run_config(path, train_options())
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`argv` parsed; with ``train --config FILE`` the file's values become the defaults, so given flags win."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:
+        args.parser.set_defaults(**_run_config_values(args.config))
+        args = parser.parse_args(argv)
+    args.argv = None if argv is None else list(argv)
+    return args
+
+
+def _settings(args: argparse.Namespace):  # -> TrainSettings (imported lazily, as every command's work is)
+    from agents.app.training import TrainSettings
 
     values = {option.name: getattr(args, option.name) for option in _train_settings_options()}
     try:
-        settings = TrainSettings(**values, agent_options=_agent_options(args))
+        return TrainSettings(**values, agent_options=_agent_options(args))
     except (TypeError, ValueError) as error:
         args.parser.error(str(error))
+
+
+def train_settings(argv: Sequence[str]):  # -> TrainSettings
+    """The settings a ``textgen-env train ...`` command line (`argv` without the program name) would run with."""
+    args = _parse(build_parser(), argv)
+    if args.command != "train":
+        raise ValueError(f"Expected a train command line, got {list(argv)!r}")
+    return _settings(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from agents.app.training import run_training
+
+    settings = _settings(args)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch(args.nproc, sys.argv[1:] if args.argv is None else args.argv)
     report = run_training(settings)
@@ -70,29 +108,38 @@ def _train(args: argparse.Namespace) -> int:
         done = f"{report['timesteps']} tokens in {report['iterations']} iterations"
         print(f"trained {done}: {report['train_seconds']:.0f} s (report.json, samples and model/ in {args.output})")
         return 0
+    print(report_summary(report, args.output))
+    return 0
+
+
+def report_summary(report: dict, output: str) -> str:
+    """What ``textgen-env train`` prints at the end of a run, from its ``report.json`` (`report`)."""
     n = f"{report['eval_prompts']} prompts x {report['eval_samples_per_prompt']} samples, shared seeds"
-    if report["settings"]["env"] == "dialogue":  # the units are conversations; the reward is the user's rating
+    if report.get("settings", {}).get("env") == "dialogue":  # the units are conversations; the reward is the rating
         n = f"{report['eval_prompts']} held-out conversations, shared seeds; reward = mean rating"
-    if report["settings"]["env"] == "edit":  # the units are drafts; the reward is the score gain of the edit
+    env = report.get("settings", {}).get("env")
+    if env == "edit":  # the units are drafts; the reward is the score gain of the edit
         n = f"{report['eval_prompts']} drafts x {report['eval_samples_per_prompt']} edits, shared seeds; reward = gain"
-    print(f"held-out evaluation ({n}):")
-    print(f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}")
-    print(f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}")
-    print(f"  paired gain     {report['eval_gain']:+.4f} ± {report['eval_gain_se']:.4f}")
-    print(f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}")
-    print(f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}")
-    print(f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}")
+    lines = [
+        f"held-out evaluation ({n}):",
+        f"  reward before   {report['eval_reward_before']:+.4f} ± {report['eval_reward_before_se']:.4f}",
+        f"  reward after    {report['eval_reward_after']:+.4f} ± {report['eval_reward_after_se']:.4f}",
+        f"  paired gain     {report['eval_gain']:+.4f} ± {report['eval_gain_se']:.4f}",
+        f"  KL (nats)       {report['eval_kl']:.4f} ± {report['eval_kl_se']:.4f}",
+        f"  distinct-2      {report['eval_distinct2_before']:.4f} -> {report['eval_distinct2_after']:.4f}",
+        f"  length (tokens) {report['eval_length_before']:.2f} -> {report['eval_length_after']:.2f}",
+    ]
     for name, row in report.get("eval_gain_by_scenario", {}).items():
-        print(
+        lines.append(
             f"  {name:<15} {row['before']:+.3f} -> {row['after']:+.3f}, gain {row['gain']:+.3f} ± "
             f"{row['gain_se']:.3f} ({row['conversations']} conversations)"
         )
-    unit = "edit steps" if report["settings"]["env"] == "edit" else "tokens"
-    print(
+    unit = "edit steps" if env == "edit" else "tokens"
+    lines.append(
         f"trained {report['timesteps']} {unit} in {report['iterations']} iterations: {report['train_seconds']:.0f} s "
-        f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {args.output})"
+        f"training, {report['wall_seconds']:.0f} s in all (report, samples, curves.png and model/ in {output})"
     )
-    return 0
+    return "\n".join(lines)
 
 
 def _launch(nproc: int, argv: Sequence[str]) -> int:
@@ -201,14 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgen-env`` command."""
     from agents.app.errors import add_debug_flag
     from agents.app.options import add_dataclass_flags
+    from textgen_env import __version__
 
     parser = argparse.ArgumentParser(prog="textgen-env", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"textgen-env {__version__}")
     add_debug_flag(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an LM with RL through the env loop (the main job)")
     add_debug_flag(train)
     _add_train_flags(train)
+    train.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a named run: a TOML file of these settings (configs/*.toml); flags given here override its values",
+    )
     train.add_argument(
         "--nproc",
         type=int,
@@ -281,9 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from agents.app.errors import EXIT_USER_ERROR, debug_requested, is_user_error, user_message
 
-    args = build_parser().parse_args(argv)
-    args.argv = None if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors exit here; a bad run file is a user error below
     try:
+        args = _parse(parser, argv)
         return int(args.handler(args))
     except Exception as error:
         if debug_requested(args) or not is_user_error(error):

@@ -2,7 +2,7 @@
 
 A setting is declared once, as a dataclass field with a docstring under it (`TrainSettings`, the agent configs of
 `agents.config`). `add_dataclass_flags` turns fields into ``argparse`` flags (name, type, default, help),
-`agent_option_fields` gathers the agents' options for ``textgen-env train`` and `markdown_table` writes the README's
+`agent_option_fields` gathers the agents' options for ``textgen-env train`` and `markdown_table` writes the docs'
 tables from the same fields, so the parser, the docs and the checks cannot disagree. The docstring reader and the
 table writer are the env's (`textgen_env.config_docs`, which the env's own argument tables use too).
 """

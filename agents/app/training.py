@@ -75,7 +75,7 @@ by its std (a group of nearly equal rewards no longer gets full-size advantages 
 a KL coefficient floored at 0.03 that rises while the KL passes 5.5 nats. Tuned on 14,400- and 19,200-token runs,
 evaluated on 40 held-out prompts x 8 samples: this gained +0.44 ± 0.03 at 4.8 nats; with the floor at 0.05 and a
 5-nat target +0.37 ± 0.03 at 4.5; the previous default (std division, 0.1 -> 4 nats, 8 slots, float32) +0.33 ± 0.03
-at 3.8 (README, "Results of the default run")."""
+at 3.8 (docs/results.md)."""
 
 
 @dataclass
@@ -86,6 +86,8 @@ class TrainSettings:
     """Algorithm name: ppo, reinforce, grpo or dqn (with env edit: ppo or reinforce, the edit agents)."""
     reward: str = "sentiment"
     """Registered reward name (see textgen_env.rewards.available_rewards())."""
+    reward_model: str | None = None
+    """With reward reward-model: the reward model's folder (what ``textgen-env reward-model train`` wrote)."""
     model: str | None = None
     """Model name or path; None = the embedded SmolLM2-135M-Instruct."""
     prompts: str = "movie_reviews"
@@ -171,6 +173,11 @@ class TrainSettings:
         if self.steps is None:
             self.steps = 1_200 if self.env == "edit" else 19_200
         _positive("max_turns", self.max_turns, integer=True)
+        if (self.reward == "reward-model") != (self.reward_model is not None):
+            raise ValueError(
+                "Expected reward_model (--reward-model FOLDER) exactly when reward is 'reward-model', got "
+                f"reward={self.reward!r} and reward_model={self.reward_model!r}"
+            )
         for name in ("steps", "num_envs", "max_new_tokens", "eval_samples_per_prompt"):
             _positive(name, getattr(self, name), integer=True)
         for name in ("eval_every", "checkpoint_every"):
@@ -186,6 +193,10 @@ class TrainSettings:
         if not isinstance(self.agent_options, dict):
             raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
         config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
+
+    def reward_kwargs(self) -> dict[str, Any] | None:
+        """The reward's constructor arguments: the reward model's folder for reward-model, else none."""
+        return None if self.reward_model is None else {"path": self.reward_model}
 
     @property
     def budget(self) -> int:
@@ -229,6 +240,7 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             model=settings.model,
             drafts=settings.drafts,
             reward=settings.reward,
+            reward_kwargs=settings.reward_kwargs(),
             device=ctx.device(settings.device),
         )
     elif settings.env == "dialogue":
@@ -250,6 +262,7 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             model=settings.model,
             prompts=settings.prompts,
             reward=settings.reward,
+            reward_kwargs=settings.reward_kwargs(),
             max_new_tokens=settings.max_new_tokens,
             device=ctx.device(settings.device),
         )

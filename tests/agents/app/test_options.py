@@ -1,4 +1,4 @@
-"""Settings declared once: ``textgen-env train``'s flags, their defaults and help, the README's table and the checks
+"""Settings declared once: ``textgen-env train``'s flags, their defaults and help, the docs' table and the checks
 all come from the `TrainSettings` and agent-config fields (`agents.app.options`)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from agents.app.options import agent_option_fields, field_docs, field_options, p
 from agents.app.training import TrainSettings, main_job_options
 from textgen_env.testing import tiny_model_and_tokenizer
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+TRAINING_PAGE = Path(__file__).resolve().parents[3] / "docs" / "training.md"
 
 
 def _train_args(argv: list[str]) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def test_scenario_is_an_alias_of_scenarios(flag):
     assert _train_args([flag, "refund"]).scenarios == "refund"
     assert not hasattr(_train_args([flag, "refund"]), "scenario")  # one setting, one dest
     option = {o.name: o for o in field_options(TrainSettings)}["scenarios"]
-    assert option.aliases == ("--scenario",) and option.doc.endswith("Also `--scenario`.")  # the README says so
+    assert option.aliases == ("--scenario",) and option.doc.endswith("Also `--scenario`.")  # the docs' table says so
 
 
 @pytest.mark.parametrize(
@@ -117,11 +117,9 @@ def test_field_options_resolve_types():
     assert "seed" not in taken_by  # the run's --seed seeds the agent
 
 
-def test_the_readme_table_is_the_generated_one():
+def test_the_docs_table_is_the_generated_one():
     table = train_flags_table()
-    assert table in README.read_text(encoding="utf-8"), (
-        "regenerate with: python -c 'from agents.app.cli import train_flags_table; print(train_flags_table())'"
-    )
+    assert table in TRAINING_PAGE.read_text(encoding="utf-8"), "regenerate with: python docs/generate.py --write"
 
 
 @pytest.mark.parametrize("agent", ["ppo", "reinforce", "grpo", "dqn"], ids=str)

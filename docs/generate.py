@@ -1,0 +1,327 @@
+"""The generated blocks of the docs pages and the README: tables from the settings' field docstrings and from
+``benchmarks/results/*.json``, so no argument, flag or measured number is typed by hand.
+
+A block sits between two lines, the key naming what fills it::
+
+    <!-- generated: vs-trl (python docs/generate.py --write) -->
+    (filled in)
+    <!-- end generated -->
+
+``python docs/generate.py --write`` fills every block of ``README.md`` and ``docs/**/*.md``; ``--check`` prints the
+stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a stale block fails ``mkdocs build``.
+Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
+``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``vs-trl``, ``rlhf-demo``,
+``rlhf-demo-seeds``, ``rlhf-demo-minilm``, ``rlhf-demo-ppo``, ``table:NAME`` (a recorded table,
+``benchmarks/results/NAME.json`` with ``columns`` and ``rows``; ``table:NAME:A,B`` keeps the rows labelled A and
+B) and ``config:MODULE.CLASS`` (a settings dataclass's fields, defaults and docstrings).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+REGENERATE = "python docs/generate.py --write"
+END = "<!-- end generated -->"
+BLOCK = re.compile(r"^<!-- generated: (?P<key>\S+) [^\n]*-->\n.*?^<!-- end generated -->$", re.MULTILINE | re.DOTALL)
+
+
+def start_marker(key: str) -> str:
+    """The line that opens `key`'s block."""
+    return f"<!-- generated: {key} ({REGENERATE}) -->"
+
+
+def block(key: str, body: str) -> str:
+    return f"{start_marker(key)}\n\n{body}\n\n{END}"
+
+
+def results(name: str) -> dict[str, Any]:
+    """``benchmarks/results/NAME.json``."""
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    from textgen_env.config_docs import markdown_table
+
+    return markdown_table([[str(cell) for cell in row] for row in rows], header)
+
+
+def pm(mean: float, se: float, digits: int = 3, sign: bool = False) -> str:
+    """``mean ± se`` with `digits` decimals (a leading + when `sign`)."""
+    return f"{mean:{'+' if sign else ''}.{digits}f} ± {se:.{digits}f}"
+
+
+def source_line(name: str, command: str = "") -> str:
+    run = f" · `{command}`" if command else ""
+    return f"*From `benchmarks/results/{name}.json`{run}.*"
+
+
+# --- generators: key -> Markdown ------------------------------------------------------------------------------------
+
+
+def arguments(env_id: str) -> str:
+    from textgen_env.readme_tables import env_argument_tables
+
+    return env_argument_tables((env_id,))[env_id]
+
+
+def env_doc(env_id: str) -> str:
+    """The docstring of the class `env_id` is registered with, in Gymnasium's env-page form (its Arguments table
+    generated from the config's field docstrings at import)."""
+    import inspect
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import textgen_env  # noqa: F401  # registers the envs
+
+    entry_point = gym.spec(env_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    return inspect.cleandoc(creator.__doc__ or "")
+
+
+def train_flags() -> str:
+    from agents.app.cli import train_flags_table
+
+    return train_flags_table()
+
+
+def default_run() -> str:
+    run = results("default_run")
+    r = run["report"]
+    share = r["eval_distinct2_after"] / r["eval_distinct2_before"]
+    rows = [
+        ("mean VADER sentiment of the completion", pm(r["eval_reward_before"], r["eval_reward_before_se"]),
+         pm(r["eval_reward_after"], r["eval_reward_after_se"])),
+        ("paired gain", "", f"**{pm(r['eval_gain'], r['eval_gain_se'], sign=True)}**"),
+        ("KL to the original model, nats per completion", f"{r['eval_kl_before']:g}",
+         f"**{pm(r['eval_kl'], r['eval_kl_se'], 2)}**"),
+        ("distinct bigrams over all completions", f"{r['eval_distinct2_before']:.3f}",
+         f"{r['eval_distinct2_after']:.3f} ({share:.0%} of the start)"),
+        ("mean completion length, tokens", f"{r['eval_length_before']:.2f}", f"{r['eval_length_after']:.2f}"),
+    ]  # fmt: skip
+    n = f"held-out movie-review prompts ({r['eval_prompts']} x {r['eval_samples_per_prompt']})"
+    return table(rows, (n, "before", "after")) + "\n\n" + source_line("default_run", run["command"])
+
+
+def default_run_output() -> str:
+    """What ``textgen-env train --output runs/default`` printed at its end (`agents.app.cli.report_summary`)."""
+    from agents.app.cli import report_summary
+
+    return f"```text\n{report_summary(results('default_run')['report'], 'runs/default')}\n```"
+
+
+def default_run_summary() -> str:
+    r = results("default_run")["report"]
+    return (
+        f"{r['agent'].upper()} on {r['model']}, reward `{r['reward']}`: {r['iterations']} iterations, "
+        f"{r['timesteps']:,} generated tokens, {r['train_seconds'] / 60:.1f} minutes of training and "
+        f"{r['wall_seconds'] / 60:.1f} minutes in all, the evaluations included."
+    )
+
+
+def default_run_rescore() -> str:
+    run = results("default_run")
+    s, r = run["rescore"], run["report"]
+    return (
+        f"Re-scored from the run's saved `model/` with other seeds (`{run['rescore_command']}`: "
+        f"{s['num_prompts']} prompts x {s['samples_per_prompt']}, {s['completions']} completions), the same model "
+        f"gains {pm(s['gain'], s['gain_se'], sign=True)} ({pm(s['reward_before'], s['reward_before_se'])} -> "
+        f"{pm(s['reward'], s['reward_se'])}) at {pm(s['kl'], s['kl_se'], 2)} nats, distinct-2 "
+        f"{s['distinct2_before']:.3f} -> {s['distinct2']:.3f} ({s['distinct2'] / s['distinct2_before']:.0%}): "
+        f"{abs(s['gain'] - r['eval_gain']):.3f} from the run's own evaluation."
+    )
+
+
+def vs_trl() -> str:
+    data = results("vs_trl")
+    rows = []
+    for row in data["rows"]:
+        rows.append(
+            (
+                "ours" if row["framework"] == "ours" else "TRL",
+                f"{row['lr']:.0e}".replace("e-0", "e-"),
+                f"{row['train_tokens']:,}",
+                f"{row['train_tokens_per_second']:.1f}",
+                pm(row["reward_gain"], row["reward_gain_se"], sign=True),
+                pm(row["kl"], row["kl_se"], 2),
+                f"{row['reward_gain'] / row['kl']:.3f}",
+                f"{row['distinct2_after']:.3f}",
+            )
+        )
+    start = data["rows"][0]["distinct2_before"]
+    header = ("framework", "lr", "training tokens", "tokens/s", "reward gain ± SE", "KL ± SE, nats", "gain per nat")
+    return table(rows, (*header, f"distinct-2 (start {start:.3f})")) + "\n\n" + source_line("vs_trl")
+
+
+def _rl_row(rl: dict[str, Any]) -> tuple[str, str, str]:
+    before, after = pm(rl["hidden_before"], rl["hidden_before_se"]), pm(rl["hidden_after"], rl["hidden_after_se"])
+    return (
+        f"{before} -> {after}",
+        f"**{pm(rl['hidden_gain'], rl['hidden_gain_se'], sign=True)}**",
+        pm(rl["kl"], rl["kl_se"], 2),
+    )
+
+
+def rlhf_demo(name: str = "rlhf_demo") -> str:
+    data = results(name)
+    agent = data.get("agent", "grpo").upper()
+    rows = []
+    for answers, model in data["reward_models"].items():
+        rl = data["rl"].get(f"reward model N={answers}")
+        rows.append((answers, model["comparisons"], pm(model["accuracy"], model["accuracy_se"]),
+                     *(_rl_row(rl) if rl else ("-", "-", "-"))))  # fmt: skip
+    oracle = data["rl"].get("hidden reward itself (oracle)")
+    if oracle:
+        rows.append((f"({agent} on the hidden reward itself)", "-", "-", *_rl_row(oracle)))
+    header = ("answers N", "comparisons", "reward-model accuracy, held-out pairs")
+    rl_header = (f"{agent} on that model: hidden score before -> after", "paired gain", "KL, nats")
+    return table(rows, (*header, *rl_header)) + "\n\n" + source_line(name)
+
+
+def rlhf_demo_seeds() -> str:
+    data = results("rlhf_demo_seeds")
+    rows = []
+    for key, row in data["summary"].items():
+        label = "(the hidden reward itself)" if key == "oracle" else key
+        accuracy = pm(*row["accuracy"]) if "accuracy" in row else "-"
+        rows.append((label, accuracy, pm(*row["gain"], sign=True), pm(*row["kl"], 1)))
+    header = ("answers N", "reward-model accuracy", "GRPO gain of the hidden score", "KL, nats")
+    seeds = ", ".join(str(seed) for seed in data["seeds"])
+    return table(rows, header) + f"\n\n*± over seeds {seeds}.* " + source_line("rlhf_demo_seeds")
+
+
+def recorded_table(name: str, only: str = "") -> str:
+    """A table recorded in ``benchmarks/results/NAME.json`` (``columns``, ``rows``, ``command``, ``source``); with
+    `only` (``A,B,F``), the rows whose first cell starts with one of those labels."""
+    data = results(name)
+    rows = data["rows"]
+    if only:
+        labels = only.split(",")
+        rows = [row for row in rows if any(row[0] == label or row[0].startswith(label + " ") for label in labels)]
+    return table(rows, data["columns"]) + "\n\n" + source_line(name, data.get("command", ""))
+
+
+def config_table(path: str) -> str:
+    """The argument table of the settings dataclass at `path` (``agents.config.PPOConfig``), from its field docs."""
+    import importlib
+
+    from textgen_env.config_docs import argument_table
+
+    module, _, name = path.rpartition(".")
+    return argument_table(getattr(importlib.import_module(module), name))
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "train-flags": train_flags,
+    "default-run": default_run,
+    "default-run-output": default_run_output,
+    "default-run-summary": default_run_summary,
+    "default-run-rescore": default_run_rescore,
+    "vs-trl": vs_trl,
+    "rlhf-demo": rlhf_demo,
+    "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
+    "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),
+    "rlhf-demo-seeds": rlhf_demo_seeds,
+}
+
+
+@cache
+def generate(key: str) -> str:
+    """The Markdown of `key`'s block (see the module docstring for the keys)."""
+    if key.startswith("arguments:"):
+        return arguments(key.split(":", 1)[1])
+    if key.startswith("env-doc:"):
+        return env_doc(key.split(":", 1)[1])
+    if key.startswith("table:"):
+        return recorded_table(*key.split(":")[1:3])
+    if key.startswith("config:"):
+        return config_table(key.split(":", 1)[1])
+    if key not in GENERATORS:
+        raise KeyError(f"Expected a generated-block key among {sorted(GENERATORS)} or a prefixed one, got {key!r}")
+    return GENERATORS[key]()
+
+
+def markdown_files() -> list[Path]:
+    """The files whose generated blocks this module keeps: the README and the docs pages."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def fill(markdown: str, produce: Callable[[str], str] = generate) -> str:
+    """`markdown` with every generated block rewritten (a block with an unknown key is left as it is: `stale`
+    names it)."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        try:
+            return block(match.group("key"), produce(match.group("key")))
+        except (KeyError, FileNotFoundError):
+            return match.group(0)
+
+    return BLOCK.sub(rewrite, markdown)
+
+
+def stale(paths: Sequence[Path] | None = None) -> list[str]:
+    """``path: key`` of each block that differs from what it would be generated as (empty when all are fresh)."""
+    problems = []
+    for path in markdown_files() if paths is None else paths:
+        markdown = path.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(markdown):
+            key = match.group("key")
+            try:
+                fresh = block(key, generate(key))
+            except (KeyError, FileNotFoundError) as error:
+                problems.append(f"{path.relative_to(ROOT)}: {key}: {error}")
+                continue
+            if match.group(0) != fresh:
+                problems.append(f"{path.relative_to(ROOT)}: {key}: differs from its source")
+    return problems
+
+
+def write(paths: Sequence[Path] | None = None) -> list[Path]:
+    """Rewrite every stale block; the files that changed."""
+    changed = []
+    for path in markdown_files() if paths is None else paths:
+        markdown = path.read_text(encoding="utf-8")
+        filled = fill(markdown)
+        if filled != markdown:
+            path.write_text(filled, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python docs/generate.py --check|--write``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args not in (["--check"], ["--write"]):
+        print("usage: python docs/generate.py --check|--write", file=sys.stderr)
+        return 2
+    if args == ["--write"]:
+        for path in write():
+            print(f"updated {path.relative_to(ROOT)}")
+    problems = stale()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"Regenerate with: {REGENERATE}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def on_pre_build(config: Any) -> None:
+    """mkdocs hook: a stale generated block fails the build."""
+    problems = stale()
+    if problems:
+        from mkdocs.exceptions import PluginError
+
+        raise PluginError(f"Stale generated blocks (regenerate with: {REGENERATE}): {problems}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
