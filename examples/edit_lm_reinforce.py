@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--eval-seeds", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--agent", choices=["reinforce", "ppo"], default="reinforce")
+    parser.add_argument("--seed", type=int, default=0, help="the agent's seed (sampling, minibatches, env resets)")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
@@ -38,7 +39,7 @@ def main() -> None:
     train_env = TextEditVectorEnv(num_envs=args.num_envs, drafts="drafts:train", **settings)
     eval_env = TextEditVectorEnv(num_envs=args.num_envs, drafts="drafts:eval", **settings)
     drafts = [p.text for p in make_draft_source("drafts:eval").prompts]
-    options = {"learning_rate": args.learning_rate, "episodes_per_iteration": args.num_envs}
+    options = {"learning_rate": args.learning_rate, "episodes_per_iteration": args.num_envs, "seed": args.seed}
     if args.agent == "ppo":  # clipped ratio, 4 epochs of minibatches of 2 episodes per iteration
         agent: EditReinforce = EditPPO(train_env, minibatch_size=2, **options)
     else:  # one policy-gradient step per iteration
@@ -54,6 +55,7 @@ def main() -> None:
         "model": "tiny random GPT-2 (textgen_env.testing), trained as the policy",
         "reward": "sentiment (VADER compound), dense, edit_cost 0.01, max_edits 4, K 8",
         "agent": args.agent,
+        "seed": args.seed,
         "iterations": args.iterations,
         "episodes": args.iterations * args.num_envs,
         "edit_steps": agent.num_timesteps,
