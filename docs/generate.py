@@ -219,7 +219,43 @@ def config_table(path: str) -> str:
     return argument_table(getattr(importlib.import_module(module), name))
 
 
+def edit_lm() -> str:
+    """The edit agents on the tiny model (``benchmarks/results/edit_lm_*.json``): one row per run, then the mean over
+    the seeds of each agent with its SE across seeds."""
+    import glob
+    import statistics
+
+    runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RESULTS / "edit_lm_*.json")))]
+    rows, by_agent = [], {}
+    for run in runs:
+        paired = run["trained_minus_untrained"]
+        by_agent.setdefault(run["agent"], []).append(paired[0])
+        rows.append(
+            (
+                run["agent"],
+                run.get("seed", 0),
+                pm(*run["untrained_lm_gain"][:2], sign=True),
+                pm(*run["trained_lm_gain"][:2], sign=True),
+                pm(*paired[:2], sign=True),
+                pm(*run["kl_trained"][:2]),
+            )
+        )
+    for agent, values in by_agent.items():
+        if len(values) > 1:
+            se = statistics.stdev(values) / len(values) ** 0.5
+            rows.append(
+                (f"{agent}, mean of {len(values)} seeds", "", "", "", pm(statistics.mean(values), se, sign=True), "")
+            )
+    header = ("agent", "seed", "untrained gain", "trained gain", "paired gain", "KL to untrained (nats)")
+    note = (
+        f"Tiny model, VADER sentiment, {runs[0]['episodes']} training episodes, held-out `drafts:eval` (15 drafts x 4"
+        " edits, SE over drafts) · `python examples/edit_lm_reinforce.py [--agent ppo] [--seed N]`."
+    )
+    return table(rows, header) + "\n\n*" + note + "*"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
+    "edit-lm": edit_lm,
     "train-flags": train_flags,
     "default-run": default_run,
     "default-run-output": default_run_output,
