@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reward-kwargs", default=None, help="the reward's arguments as JSON")
     parser.add_argument("--split-rewards", action="store_true", help="one TRL reward function per term of a mix")
     parser.add_argument("--prompts", default="movie_reviews", help="a built-in prompt set, .txt or .jsonl file")
+    parser.add_argument("--task", default=None, help="a checkable task instead of --reward and --prompts")
+    parser.add_argument("--difficulty", type=int, default=1, help="with --task: its level")
+    parser.add_argument("--task-items", type=int, default=256, help="with --task: training items (train split)")
     parser.add_argument("--conversational", action="store_true", help="chat prompts (the tokenizer's chat template)")
     parser.add_argument("--max-steps", type=int, default=50, help="optimizer steps")
     parser.add_argument("--num-generations", type=int, default=4, help="completions per prompt (the GRPO group)")
@@ -44,6 +47,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", default=None, help="TRL's output folder (default: a temporary one)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
+
+
+PLAIN_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+"""A minimal chat template for the tiny test tokenizer (the real models bring their own)."""
 
 
 def reward_spec(text: str) -> Any:
@@ -58,6 +68,8 @@ def train(args: argparse.Namespace, output: str) -> list[dict[str, float]]:
 
     if args.model == "tiny":  # TRL loads the reference model (beta > 0) from the model's folder: save it first
         tiny, tokenizer = tiny_model_and_tokenizer(seed=args.seed)
+        if tokenizer.chat_template is None:  # the test tokenizer has none; chat datasets (tasks) need one
+            tokenizer.chat_template = PLAIN_CHAT_TEMPLATE
         tiny.save_pretrained(output + "/tiny")
         tokenizer.save_pretrained(output + "/tiny")
         model = AutoModelForCausalLM.from_pretrained(output + "/tiny")
@@ -81,12 +93,19 @@ def train(args: argparse.Namespace, output: str) -> list[dict[str, float]]:
         disable_tqdm=True,
         seed=args.seed,
     )
+    if args.task:  # the task's train-split items as a chat dataset, its score parts as weighted reward functions
+        from textgen_env.integrations.trl import TRLTask
+        from textgen_env.tasks import TaskSampler, make_task
+
+        task = make_task(args.task)
+        sampler = TaskSampler(task, seed=args.seed, split="train", difficulty=args.difficulty)
+        adapter = TRLTask(task, [sampler.next() for _ in range(args.task_items)])
+        reward_funcs, dataset = adapter.reward_functions({"correct": 1.0, "format": 0.1}), adapter.dataset()
+    else:
+        reward_funcs = trl_reward_functions(reward_spec(args.reward), kwargs, split=args.split_rewards)
+        dataset = prompt_dataset(args.prompts, conversational=args.conversational)
     trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=trl_reward_functions(reward_spec(args.reward), kwargs, split=args.split_rewards),
-        args=config,
-        train_dataset=prompt_dataset(args.prompts, conversational=args.conversational),
-        processing_class=tokenizer,
+        model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset, processing_class=tokenizer
     )
     trainer.train()
     return [entry for entry in trainer.state.log_history if "reward" in entry]

@@ -35,3 +35,11 @@ def test_two_steps_on_the_tiny_model_log_each_reward_term(example, capsys):
     assert len(history) == 2 and all(math.isfinite(entry["reward"]) for entry in history)
     assert {"rewards/keyword/mean", "rewards/length/mean"} <= set(history[0])
     assert "step 2: reward" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_steps_on_a_task_log_its_correct_and_format_parts(example, capsys):
+    argv = ["--model", "tiny", "--task", "arithmetic", "--task-items", "8", "--max-steps", "2", "--batch-size", "4"]
+    history = example.main(argv)
+    assert len(history) == 2 and all(math.isfinite(entry["reward"]) for entry in history)
+    assert any(key.startswith("rewards/") and "correct" in key for key in history[0]), sorted(history[0])

@@ -49,6 +49,12 @@ def test_the_dialogue_file_is_the_documented_command():
     assert named == train_settings(command.split())
 
 
+def test_the_task_file_is_the_documented_command():
+    named = train_settings(["train", "--config", str(REPO / "configs" / "task.toml")])
+    command = "train --task arithmetic --difficulty 1 --output runs/arithmetic"
+    assert named == train_settings(command.split())
+
+
 def test_flags_override_the_file_and_the_file_overrides_the_defaults(tmp_path):
     path = _write(
         tmp_path, 'agent = "ppo"\nsteps = 640\nlearning_rate = 1e-4\nkl_target = "none"\ntensorboard = false\n'
