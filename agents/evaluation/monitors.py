@@ -123,11 +123,15 @@ class HackingMonitor:
         self._kls: list[float] = []
         self.latest: dict[str, float] = {}
 
-    def measure(self, rollout: RolloutBatch | None, stats: dict[str, float]) -> dict[str, float]:
-        """This iteration's monitor values (``monitor/<name>``), from the rollout and the agent's stats."""
+    def measure(self, rollout: object | None, stats: dict[str, float]) -> dict[str, float]:
+        """This iteration's monitor values (``monitor/<name>``), from the rollout and the agent's stats.
+
+        The text monitors (length drift, repeated n-grams, identical groups) read a token rollout (`RolloutBatch`);
+        other rollouts (the edit agents' `EditRollout`) get the KL and reward monitors only.
+        """
         config = self.config
         values: dict[str, float] = {}
-        if rollout is not None and len(rollout):
+        if isinstance(rollout, RolloutBatch) and len(rollout):
             length = float(rollout.completion_lengths.double().mean())
             self._lengths.append(length)
             if len(self._lengths) > config.baseline_iterations:

@@ -7,7 +7,8 @@ Two ways to use SB3 on a TextGen env, with SB3's classes unmodified:
 
       env = make_sb3_env(4, model=model, tokenizer=tokenizer, reward="keyword", reward_kwargs={"keywords": ["great"]})
       ppo = PPO(LMActorCriticPolicy, env, policy_kwargs={"model": LMSource(model)},
-                rollout_buffer_class=EpisodeRolloutBuffer)
+                rollout_buffer_class=EpisodeRolloutBuffer, normalize_advantage=False,
+                rollout_buffer_kwargs={"normalize_advantage": True})
       ppo.learn(2048, callback=GenerationLoggingCallback())
       save_lm(ppo, "trained-lm")   # Hugging Face format, beside ppo.save("ppo.zip")
 

@@ -51,7 +51,19 @@ def test_a_wrong_reply_gets_try_again_and_a_right_one_ends_the_conversation(make
     assert not over and reward == 0.0 and info["conversation"][-1] == {"role": "user", "content": RETRY_MESSAGE}
     assert info["obs"]["feedback"][0] == 0.0 and info["feedback"] == [0.0]
     reward, over, info = _reply(env, answer)
-    assert over and reward == 1.0 and info["feedback"] == [0.0, 1.0] and info["task"]["correct"] == 1.0
+    # the default return is the mean rating at the end: right on the second try pays 0.5
+    assert over and reward == 0.5 and info["feedback"] == [0.0, 1.0] and info["task"]["correct"] == 1.0
+
+
+def test_a_right_first_reply_pays_more_than_a_right_second_reply(make_task_dialogue):
+    env = make_task_dialogue()
+    _, info = env.reset(seed=0)
+    first_try, over, _ = _reply(env, info["task"]["answer"])
+    assert over and first_try == 1.0
+    _, info = env.reset(seed=0)
+    _reply(env, str(int(info["task"]["answer"]) + 1))
+    second_try, over, _ = _reply(env, info["task"]["answer"])
+    assert over and second_try < first_try
 
 
 def test_wrong_replies_until_max_turns_end_without_reward(make_task_dialogue):
