@@ -90,6 +90,13 @@ class Agent(abc.ABC):
             else:
                 model, _ = load_model(source, tokenizer=tokenizer, device=getattr(env_config, "device", "cpu"))
         self.check_model(model)
+        env_kl = float(getattr(env_config, "kl_coef", 0.0) or 0.0)
+        if env_kl > 0 and (config.kl_coef > 0 or config.kl_target is not None):
+            raise ValueError(
+                f"Expected an env built with kl_coef=0 under an agent with its own KL penalty (kl_coef "
+                f"{config.kl_coef}, kl_target {config.kl_target}), got the env's kl_coef={env_kl}: the two penalties "
+                "would stack; keep one (the agent's kl_coef=0 and kl_target=None, or the env's kl_coef=0)"
+            )
         if reference is None and config.lora_rank == 0 and self.uses_reference:
             # the env's frozen model is the natural reference (no extra copy); else a copy taken now, before any
             # update or checkpoint load, so that it stays the initial policy

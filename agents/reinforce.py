@@ -4,6 +4,13 @@ The baseline b is a running mean of episode returns, a learned value head on the
 to the reference goes into the per-token rewards before the returns as the sampled k1 term
 ``-kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))`` (see `agents.ppo` for why not the exact per-token KL); the exact
 KL, from the same no-grad pass, is what is logged and what the adaptive controller uses.
+
+On-policy only for its first step: with ``epochs > 1``, or minibatches smaller than the iteration, every later step
+follows the gradient of log pi at samples drawn from the policy before the earlier steps, without an importance ratio
+(unlike `agents.ppo`, whose clipped ratio corrects for it). That is a biased estimate whose bias grows with the
+learning rate and the number of steps per rollout. The defaults (one epoch, minibatches of 8 of 16 episodes) take
+two steps per rollout, the second slightly off-policy; ``minibatch_size=episodes_per_iteration`` with ``epochs=1``
+is the unbiased plain policy gradient. Use PPO when you want several steps per rollout.
 """
 
 from __future__ import annotations

@@ -213,9 +213,30 @@ def _evaluate(model: Any, tokenizer: Any, comparisons: list[Comparison], config:
     return {
         "loss": float(loss.mean()),
         "accuracy": accuracy,
-        "accuracy_se": math.sqrt(accuracy * (1 - accuracy) / n),
+        "accuracy_se": clustered_se(hits.numpy(), [c.prompt for c in comparisons]),
         "n": n,
+        "prompts": len({c.prompt for c in comparisons}),
     }
+
+
+def clustered_se(values: np.ndarray, clusters: list[str]) -> float:
+    """Standard error of ``values.mean()`` with the values of one cluster (the comparisons of one prompt) correlated.
+
+    The cluster-robust (sandwich) estimator ``sqrt(G / (G - 1) * sum_g r_g**2) / n``, with ``r_g`` the sum of the
+    residuals ``value - mean`` in cluster g; with one value per cluster it is the plain ``std(ddof=1) / sqrt(n)``.
+    Comparisons of one prompt share the prompt's difficulty, so treating them as independent understates the error.
+    With fewer than two clusters the binomial error ``sqrt(p (1 - p) / n)`` is returned.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(clusters) != len(values):
+        raise ValueError(f"Expected one cluster per value ({len(values)}), got {len(clusters)}")
+    n, mean = len(values), float(values.mean())
+    _, index = np.unique(np.asarray(clusters), return_inverse=True)
+    residuals = np.bincount(index, weights=values - mean)
+    groups = len(residuals)
+    if groups < 2:
+        return math.sqrt(mean * (1 - mean) / n)
+    return float(math.sqrt(groups / (groups - 1) * float((residuals**2).sum())) / n)
 
 
 @torch.no_grad()
@@ -242,9 +263,9 @@ def train_reward_model(
     """Train a reward model on the feedback log `data`, save it to `output`, and return the report.
 
     The report (also in ``output/reward_model.json``) has the comparison counts, the held-out and training loss and
-    pairwise accuracy (with its binomial standard error) after each epoch, and the seconds taken. An existing
-    `output` that is not a reward model this package wrote is refused before training unless `overwrite` is True
-    (`textgen_env.storage.check_replaceable`).
+    pairwise accuracy (with its standard error clustered by prompt, `clustered_se`) after each epoch, and the seconds
+    taken. An existing `output` that is not a reward model this package wrote is refused before training unless
+    `overwrite` is True (`textgen_env.storage.check_replaceable`).
 
     Raises:
         FileNotFoundError, ValueError: a missing, empty or corrupt log (naming the line), or too few comparisons to

@@ -224,3 +224,20 @@ def test_grpo_controller_reads_the_exact_kl_of_the_rollout_policy(keyword_env):
     agent.kl_controller.update = lambda kl, n: (seen.append(kl), update(kl, n))[1]
     stats = agent.update(rollout)
     assert seen == [pytest.approx(expected, rel=1e-5)] and stats["rollout/kl"] == seen[0]
+
+
+@pytest.mark.parametrize(("agent_class", "kwargs"), AGENTS, ids=lambda a: getattr(a, "__name__", ""))
+def test_an_env_penalty_under_an_agent_penalty_is_refused(tiny, agent_class, kwargs):
+    model, tokenizer = tiny
+    env = TextGenVectorEnv(
+        num_envs=4,
+        model=model,
+        tokenizer=tokenizer,
+        reward=zero_reward,
+        max_new_tokens=TOKENS,
+        prompts=PROMPTS,
+        kl_coef=0.1,
+    )
+    with pytest.raises(ValueError, match="Expected an env built with kl_coef=0 under an agent with its own KL"):
+        agent_class(env, kl_coef=0.05, **kwargs)
+    agent_class(env, kl_coef=0.0, kl_target=None, **kwargs)  # one penalty: the env's

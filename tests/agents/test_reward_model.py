@@ -13,6 +13,7 @@ from agents.app.cli import main
 from agents.reward_model import (
     Comparison,
     RewardModelConfig,
+    clustered_se,
     comparisons_from_feedback,
     split_by_prompt,
     train_reward_model,
@@ -199,3 +200,16 @@ def test_equal_scores_get_a_unit_scale_the_loader_accepts(tiny):
 
     comparisons = [Comparison("the movie was", "good", "bad"), Comparison("the film", "great", "awful")]
     assert _score_stats(constant, tokenizer, comparisons, 16) == (0.25, 1.0)
+
+
+def test_accuracy_se_counts_the_comparisons_of_one_prompt_as_one_unit():
+    # 4 prompts x 5 comparisons, each prompt all right or all wrong: the information is that of 4 values, not 20
+    hits = np.repeat([1.0, 1.0, 0.0, 0.0], 5)
+    prompts = [f"p{i}" for i in range(4) for _ in range(5)]
+    per_prompt = np.array([1.0, 1.0, 0.0, 0.0])
+    assert clustered_se(hits, prompts) == pytest.approx(per_prompt.std(ddof=1) / 2)  # equal clusters: SE of the means
+    assert clustered_se(hits, prompts) > 2.5 * np.sqrt(0.25 / 20)  # the binomial SE, 2.58x too small here
+    independent = [f"p{i}" for i in range(20)]  # one comparison per prompt: the plain SE
+    assert clustered_se(hits, independent) == pytest.approx(hits.std(ddof=1) / np.sqrt(20))
+    with pytest.raises(ValueError, match="Expected one cluster per value"):
+        clustered_se(hits, prompts[:3])
