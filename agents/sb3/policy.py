@@ -272,6 +272,12 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]  # see above
             self._parameter_list, lr=lr_schedule(1), **self.optimizer_kwargs
         )
+        # fused optimizers (AdamW(fused=True), ...) update the weights without bumping their _version: count steps too
+        self._optimizer_steps = 0
+        self.optimizer.register_step_post_hook(self._count_optimizer_step)
+
+    def _count_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._optimizer_steps += 1
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -325,7 +331,8 @@ class LMActorCriticPolicy(ActorCriticPolicy):
         return logits[chains.chain, column], self.value_net(hidden[chains.chain, column])
 
     def _weights_version(self) -> int:
-        return sum(p._version for p in self._parameter_list)  # bumped by every in-place update
+        # _version is bumped by every in-place update but a fused optimizer kernel's; those are counted by the hook
+        return sum(p._version for p in self._parameter_list) + getattr(self, "_optimizer_steps", 0)
 
     def _logits_and_values(
         self, obs: PyTorchObs, cache: TokenStreamCache | None = None

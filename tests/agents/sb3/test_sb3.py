@@ -137,6 +137,28 @@ def test_kv_cache_starts_over_when_the_weights_change(sb3_env, tiny):
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=0)
 
 
+def test_kv_cache_starts_over_after_a_fused_optimizer_step(sb3_env, tiny):
+    # a fused kernel updates the weights without bumping their _version; the optimizer's step hook is what tells
+    model, tokenizer = tiny
+    env = sb3_env(2)
+    policy = lm_ppo(
+        env, tokenizer, model, policy_kwargs={"optimizer_class": torch.optim.AdamW, "optimizer_kwargs": {"fused": True}}
+    ).policy
+    obs = obs_as_tensor(env.reset(), policy.device)
+    with torch.no_grad():
+        policy._logits_and_values(obs, policy.rollout_cache)
+        next_obs = obs_as_tensor(env.step(np.array([5, 6]))[0], policy.device)
+    versions = [p._version for p in policy.parameters()]
+    policy.optimizer.zero_grad()
+    policy._logits_and_values(obs)[0].logsumexp(-1).sum().backward()
+    policy.optimizer.step()
+    assert [p._version for p in policy.parameters()] == versions  # the fused step left the versions as they were
+    with torch.no_grad():
+        cached, _ = policy._logits_and_values(next_obs, policy.rollout_cache)
+        full, _ = policy._logits_and_values(next_obs)
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=0)
+
+
 def test_predict_has_its_own_cache_and_matches_full_forwards(sb3_env, tiny):
     model, tokenizer = tiny
     env = sb3_env(2, max_new_tokens=6)
