@@ -25,6 +25,7 @@ __all__ = [
     "kl_penalized_rewards",
     "kl_to_go",
     "leave_one_out_advantages",
+    "leave_one_out_baseline",
     "masked_mean",
     "masked_sum",
     "masked_var",
@@ -306,6 +307,28 @@ def kl_to_go(kl: Tensor, mask: Tensor) -> Tensor:
     kept = torch.where(valid, kl.to(_compute_dtype(kl.dtype)), 0.0)  # (B, T)
     after = kept.flip(1).cumsum(1).flip(1) - kept  # (B, T) sum over t' >= t, minus t itself
     return torch.where(valid, after, 0.0).to(kl.dtype)
+
+
+def leave_one_out_baseline(values: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
+    """(B, T) for each token, the mean of ``values`` at the same position over the *other* episodes of its group
+    that are still running there (0 where none is). Subtracted from a per-token return such as `kl_to_go`, it cuts
+    the variance without bias: the other episodes are independent draws, so the baseline does not depend on this
+    episode's actions (the leave-one-out form of Kool et al. 2019 / RLOO, per position). (B, T), (B, T), (B,)."""
+    _check_same_shape(values=values, mask=mask)
+    _check_2d("values", values)
+    if group_ids.shape != values.shape[:1] or group_ids.dtype.is_floating_point or group_ids.dtype == torch.bool:
+        raise ValueError(
+            f"Expected integer group_ids of shape ({values.shape[0]},), got {group_ids.dtype} {tuple(group_ids.shape)}"
+        )
+    dtype = _compute_dtype(values.dtype)
+    valid = mask.bool().to(dtype)  # (B, T)
+    kept = torch.where(mask.bool(), values.to(dtype), 0.0)  # (B, T)
+    _, group = torch.unique(group_ids, return_inverse=True)  # (B,)
+    one_hot = torch.nn.functional.one_hot(group).to(dtype)  # (B, G)
+    others_sum = (one_hot @ (one_hot.T @ kept)) - kept  # (B, T) the group's sum at t, less the episode itself
+    others_count = (one_hot @ (one_hot.T @ valid)) - valid  # (B, T)
+    baseline = torch.where(others_count > 0, others_sum / others_count.clamp(min=1), 0.0)
+    return torch.where(mask.bool(), baseline, 0.0).to(values.dtype)
 
 
 def kl_penalized_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float) -> Tensor:

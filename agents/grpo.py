@@ -7,7 +7,8 @@ per-token KL(pi || ref) with its gradient (KL in the loss, as in GRPO, rather th
 the rollout visited. That per-state term alone misses half of grad KL(whole completion): the score-function part
 ``E[sum_t grad log pi(a_t|s_t) * sum_{t'>t} KL_t']``, the cost of steering into high-KL states. With
 ``kl_score_term`` (the default) the advantage of token t also gets ``-kl_coef * sum_{t'>t} KL_t'`` (`kl_to_go`, the
-exact KL of the rollout policy), so that, per token, the update follows grad of E[group advantage-weighted return]
+exact KL of the rollout policy, less the mean of the other group members' at that position: a leave-one-out baseline,
+``kl_score_baseline``), so that, per token, the update follows grad of E[group advantage-weighted return]
 - kl_coef * KL(pi || ref) of whole completions. The exact KL of the rollout policy comes from one no-grad pass
 before the update (`LMPolicy.score_reference`); it is what is logged and what the adaptive controller reads.
 Scoring uses the sampling temperature, for the policy and the reference alike.
@@ -30,6 +31,7 @@ from agents.functional import (
     exact_kl_from_logits,
     grouped_relative_advantages,
     kl_to_go,
+    leave_one_out_baseline,
     masked_mean,
     masked_sum,
     selective_log_softmax,
@@ -97,7 +99,10 @@ class GRPO(Agent):
             self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
             assert rollout.kl is not None  # set just above
             if config.kl_score_term and beta > 0:
-                rollout.advantages = rollout.advantages - beta * kl_to_go(rollout.kl, rollout.completion_mask)
+                to_go = kl_to_go(rollout.kl, rollout.completion_mask)  # (N, T)
+                if config.kl_score_baseline:
+                    to_go = to_go - leave_one_out_baseline(to_go, rollout.completion_mask, rollout.group_ids)
+                rollout.advantages = rollout.advantages - beta * to_go
         totals: dict[str, list[float]] = {}
         for _ in range(config.epochs):
             for rows in self.minibatches(n):

@@ -197,6 +197,56 @@ def test_score_term_with_per_state_term_is_the_gradient_of_the_whole_completion_
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
 
 
+def test_leave_one_out_baseline_is_the_mean_of_the_other_members_running_at_that_position():
+    from agents.functional import leave_one_out_baseline
+
+    values = torch.tensor([[1.0, 2.0, 3.0], [3.0, 4.0, 9.0], [5.0, 9.0, 9.0], [7.0, 8.0, 9.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=torch.bool)
+    groups = torch.tensor([0, 0, 0, 1])  # the last episode is alone in its group
+    expected = [[4.0, 4.0, 0.0], [3.0, 2.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    torch.testing.assert_close(leave_one_out_baseline(values, mask, groups), torch.tensor(expected))
+    moved = values.clone()
+    moved[0] += 100.0  # an episode's own values never enter its own baseline
+    torch.testing.assert_close(leave_one_out_baseline(moved, mask, groups)[0], torch.tensor(expected[0]))
+    with pytest.raises(ValueError, match="Expected integer group_ids of shape"):
+        leave_one_out_baseline(values, mask, groups.float())
+
+
+def test_the_baselined_score_term_keeps_the_gradient_of_the_whole_completion_kl():
+    """Enumerate every pair of 2-token completions drawn independently by a tabular policy (a group of 2): with the
+    other member's KL to come subtracted, the expected update is still grad KL(pi || ref) of whole completions."""
+    from agents.functional import exact_kl_from_logits, kl_to_go, leave_one_out_baseline
+
+    torch.manual_seed(1)
+    vocab = 3
+    first = torch.randn(vocab, requires_grad=True)
+    second = torch.randn(vocab, vocab, requires_grad=True)
+    ref_first, ref_second = torch.randn(vocab), torch.randn(vocab, vocab)
+    completions = [(a, b) for a in range(vocab) for b in range(vocab)]
+    logps, per_states, whole = [], [], 0.0
+    for a, b in completions:
+        logits = torch.stack([first, second[a]])[None]  # (1, 2, V)
+        ref = torch.stack([ref_first, ref_second[a]])[None]
+        logp = torch.log_softmax(logits, -1)[0, [0, 1], [a, b]]
+        ref_logp = torch.log_softmax(ref, -1)[0, [0, 1], [a, b]]
+        whole = whole + logp.sum().exp() * (logp - ref_logp).sum()
+        logps.append(logp)
+        per_states.append(exact_kl_from_logits(logits, ref)[0])  # (2,)
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    surrogate = 0.0
+    for i in range(len(completions)):
+        for j in range(len(completions)):  # member i and its peer j
+            prob = (logps[i].sum() + logps[j].sum()).exp().detach()
+            pair = torch.stack([per_states[i], per_states[j]]).detach()  # (2, 2)
+            to_go = kl_to_go(pair, mask)
+            to_go = to_go - leave_one_out_baseline(to_go, mask, torch.tensor([0, 0]))
+            surrogate = surrogate + prob * (per_states[i].sum() + (logps[i] * to_go[0]).sum())
+    expected = torch.autograd.grad(whole, [first, second], retain_graph=True)
+    got = torch.autograd.grad(surrogate, [first, second])
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+
+
 def test_grpo_controller_reads_the_exact_kl_of_the_rollout_policy(keyword_env):
     from agents.functional import masked_sum
 
