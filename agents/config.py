@@ -166,6 +166,13 @@ class GRPOConfig(AgentConfig):
     to come after each token, under the rollout policy), so that the update follows grad(E[advantage-weighted
     reward] - kl_coef * KL(pi || ref) of whole completions); False keeps only the per-state term (GRPO as published,
     which misses the cost of steering into high-KL states: 9-20 % of the gradient on 6-token completions)."""
+    max_resample_rounds: int = 0
+    """Zero-variance filtering (dynamic sampling, as in DAPO): drop the groups whose returns are all equal (their
+    advantage is 0, so they would teach nothing but the KL term) and collect up to this many extra rounds of num_envs
+    episodes to replace them; when these run out, dropped groups fill the rest. 0 keeps every group (GRPO as
+    published). TextGen-v0 only, without group rewards; the dropped episodes' tokens count toward the budget, and
+    ``rollout/zero_variance_groups`` (fraction), ``rollout/dropped_groups`` and ``rollout/zero_variance_kept``
+    are logged."""
     kl_score_baseline: bool = True
     """Subtract from each token's KL still to come the mean of the other group members' at the same position
     (`agents.functional.leave_one_out_baseline`): the same expected gradient, far less variance (the KL to come is
@@ -179,6 +186,7 @@ class GRPOConfig(AgentConfig):
         _positive("clip_range", self.clip_range)
         if not isinstance(self.kl_score_term, bool):
             raise ValueError(f"Expected kl_score_term to be a bool, got {self.kl_score_term!r}")
+        _positive("max_resample_rounds", self.max_resample_rounds, integer=True, allow_zero=True)
         if not isinstance(self.kl_score_baseline, bool):
             raise ValueError(f"Expected kl_score_baseline to be a bool, got {self.kl_score_baseline!r}")
 

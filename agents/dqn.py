@@ -5,7 +5,8 @@ Starting Q from the logits makes the initial Boltzmann policy exactly the LM's s
 episodes, scores them in one forward of the online network (all prefixes of an episode are its states) and one
 no-grad forward of the target network, and regresses Q(s_t, a_t) toward
 ``r_t + gamma * Q_target(s_{t+1}, argmax_a Q_online(s_{t+1}, a))`` (double Q; plain max with ``double_q=False``),
-with the bootstrap dropped at the episode's last token. The target network follows by Polyak averaging.
+where s_{t+1} is the state of the next action: past any env-inserted tokens (a tool result, which gets no TD loss)
+and with the bootstrap dropped after the episode's last action. The target network follows by Polyak averaging.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from agents.base import Agent
 from agents.config import DQNConfig
-from agents.functional import masked_mean
+from agents.functional import masked_mean, next_action_values
 from agents.rollout import Episode, RolloutBatch
 
 __all__ = ["DQN"]
@@ -73,9 +74,9 @@ class DQN(Agent):
                     next_values = target_q.gather(2, next_actions).squeeze(2)
                 else:
                     next_values = target_q.max(dim=2).values
-                # Q(s_{t+1}) sits at column t+1; no bootstrap after an episode's last token
-                bootstrap = torch.zeros_like(next_values)
-                bootstrap[:, :-1] = next_values[:, 1:] * mask[:, 1:]
+                # Q of the state after action t sits at the next action's column (past a tool result's env
+                # tokens); no bootstrap after an episode's last action
+                bootstrap = next_action_values(next_values, mask)
                 targets = rewards + config.gamma * bootstrap
             loss = masked_mean(F.smooth_l1_loss(q_taken, targets, reduction="none"), mask)
             self.optimizer_step(loss)

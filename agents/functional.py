@@ -30,6 +30,7 @@ __all__ = [
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "next_action_values",
     "selective_log_softmax",
 ]
 
@@ -329,6 +330,26 @@ def leave_one_out_baseline(values: Tensor, mask: Tensor, group_ids: Tensor) -> T
     others_count = (one_hot @ (one_hot.T @ valid)) - valid  # (B, T)
     baseline = torch.where(others_count > 0, others_sum / others_count.clamp(min=1), 0.0)
     return torch.where(mask.bool(), baseline, 0.0).to(values.dtype)
+
+
+def next_action_values(values: Tensor, mask: Tensor) -> Tensor:
+    """(B, T) for each column t, ``values`` at the next action column after t (``mask`` True), 0 where none follows.
+
+    The bootstrap of a TD target: the state after action t is the one the next action is taken in, past any
+    env-inserted tokens (a tool result) between them; after the episode's last action there is nothing to add.
+    """
+    _check_same_shape(values=values, mask=mask)
+    _check_2d("values", values)
+    width = values.shape[1]
+    columns = torch.arange(width, device=values.device).expand_as(values)  # (B, T)
+    candidates = torch.where(mask.bool(), columns, width)  # (B, T) an action's own column, T elsewhere
+    # the first action column at or after t, by a reverse running minimum; then shifted to "strictly after t"
+    at_or_after = candidates.flip(1).cummin(1).values.flip(1)  # (B, T)
+    after = torch.full_like(at_or_after, width)
+    after[:, :-1] = at_or_after[:, 1:]
+    found = after < width
+    gathered = values.gather(1, after.clamp(max=width - 1))  # (B, T)
+    return torch.where(found, gathered, torch.zeros_like(gathered))
 
 
 def kl_penalized_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float) -> Tensor:

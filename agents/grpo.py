@@ -37,7 +37,9 @@ from agents.functional import (
     selective_log_softmax,
 )
 from agents.group_rewards import apply_group_rewards
-from agents.rollout import RolloutBatch
+from agents.rollout import Episode, RolloutBatch
+from textgen_env import TextGenVectorEnv
+from textgen_env.rewards import Reward, group_terms
 
 __all__ = ["GRPO", "group_ids"]
 
@@ -76,12 +78,61 @@ class GRPO(Agent):
             )
         if self.dist.enabled:  # each rank's share holds whole groups, so no group straddles two ranks
             self.dist.share(self.config.episodes_per_iteration, "episodes_per_iteration", multiple_of=size)
+        if self.config.max_resample_rounds:
+            if not isinstance(self.env, TextGenVectorEnv):
+                raise ValueError(
+                    "Expected max_resample_rounds=0 on TextDialogue-v0 (zero-variance filtering drops whole groups of "
+                    f"TextGen-v0 completions), got {self.config.max_resample_rounds}"
+                )
+            replaceable, nested = group_terms(self.env.reward) if isinstance(self.env.reward, Reward) else ([], [])
+            if replaceable or nested:
+                raise ValueError(
+                    "Expected max_resample_rounds=0 with a group reward (the filter reads per-completion returns, "
+                    f"which a group reward replaces), got {self.config.max_resample_rounds}"
+                )
+        self._filter_stats: dict[str, float] = {}
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """The slots of one group share a seed, so they start from the same prompt (or the same scenario)."""
         seeds = super().reset_seeds(round_index)
         size = self.config.group_size
         return [seeds[i - i % size] for i in range(len(seeds))]
+
+    def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> RolloutBatch:
+        """As `Agent.collect`; with ``max_resample_rounds`` the groups whose returns are all equal are dropped and
+        replaced by those of up to that many extra rounds (fresh prompts), dropped ones filling any shortfall."""
+        rounds = self.config.max_resample_rounds
+        if not rounds:
+            return super().collect(num_episodes, temperature=temperature)
+        wanted = num_episodes or self.episodes_per_rank
+        temperature = self.config.temperature if temperature is None else temperature
+        size = self.config.group_size
+        needed = -(-wanted // self.env.num_envs)  # rounds without filtering
+        kept: list[Episode] = []
+        dropped: list[list[Episode]] = []
+        groups = round_index = 0
+        while len(kept) < wanted and round_index < needed + rounds:
+            episodes = self._collect_round(self.reset_seeds(round_index), temperature)
+            round_index += 1
+            for start in range(0, len(episodes), size):
+                group = episodes[start : start + size]
+                groups += 1
+                if len({episode.score for episode in group}) > 1:
+                    kept.extend(group)
+                else:
+                    dropped.append(group)
+        zero_variance, refilled = len(dropped), 0
+        while len(kept) < wanted and dropped:  # out of extra rounds: the last dropped groups fill the rest
+            kept.extend(dropped.pop())
+            refilled += 1
+        self._filter_stats = {
+            "rollout/zero_variance_groups": zero_variance / groups,  # the fraction of the groups collected
+            "rollout/dropped_groups": float(len(dropped)),  # thrown away
+            "rollout/zero_variance_kept": float(refilled),  # kept for want of others
+        }
+        # in collection order: `group_ids` sees a new round wherever (slot, turn) stops increasing, so no two kept
+        # groups share an id (two groups with the same slots are always a restart apart)
+        return RolloutBatch.from_episodes(kept, self.policy.tokenizer.pad_token_id)
 
     def update(self, rollout: RolloutBatch) -> dict[str, float]:
         config = self.config
@@ -134,7 +185,7 @@ class GRPO(Agent):
                     ("losses/grad_norm", grad_norm),
                 ):
                     totals.setdefault(key, []).append(value)
-        stats = {key: float(np.mean(values)) for key, values in totals.items()} | group_stats
+        stats = {key: float(np.mean(values)) for key, values in totals.items()} | group_stats | self._filter_stats
         if need_kl:
             assert rollout.kl is not None  # the pass before the update filled it
             mask = rollout.completion_mask

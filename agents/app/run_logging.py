@@ -34,6 +34,8 @@ CSV_FIELDS = (
     "task/difficulty",
     "task/success_rate",
     "task/level_changes",
+    "rollout/zero_variance_groups",
+    "rollout/dropped_groups",
 )
 
 

@@ -666,3 +666,12 @@ def test_returns_and_gae_skip_masked_steps_inside_an_episode_as_if_removed():
         torch.testing.assert_close(advantages[row, keep], a[0])
         torch.testing.assert_close(targets[row, keep], t[0])
         assert not returns[row, ~keep].any() and not advantages[row, ~keep].any() and not targets[row, ~keep].any()
+
+
+def test_next_action_values_skip_env_tokens_and_stop_after_the_last_action():
+    from agents.functional import next_action_values
+
+    values = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 20.0, 30.0, 40.0, 50.0]])
+    mask = torch.tensor([[1, 0, 0, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.bool)  # row 0: a tool result at 1-2
+    expected = [[4.0, 4.0, 4.0, 5.0, 0.0], [20.0, 30.0, 0.0, 0.0, 0.0]]
+    torch.testing.assert_close(next_action_values(values, mask), torch.tensor(expected))

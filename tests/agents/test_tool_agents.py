@@ -1,6 +1,7 @@
 """Our agents with tools (tiny model, scripted tool calls): tool results are env tokens that the rollout marks, the
 update scores exactly the tokens the policy saw and chose (log-probs equal the rollout's to 1e-5), and PPO, GRPO and
-REINFORCE put no gradient, value target, advantage or KL on env tokens."""
+REINFORCE put no gradient, value target, advantage or KL on env tokens; DQN puts no TD loss on them and bootstraps
+across them."""
 
 from __future__ import annotations
 
@@ -170,3 +171,42 @@ def test_dialogue_replies_with_tool_calls_are_scored_token_exactly(tool_lm):
     torch.testing.assert_close(scored, rollout.logprobs, atol=1e-5, rtol=0)
     second = rollout.to_episodes()[1]
     assert "<tool_result>408</tool_result>" in tokenizer.decode(second.prompt_ids)  # the first reply, result included
+
+
+def test_dqn_learns_past_tool_results(tool_lm, monkeypatch):
+    """DQN puts no TD loss on env tokens, and the action that closes a call bootstraps from the Q-values of the state
+    after the tool result (the next action's), not from the env token right after it (which is no action)."""
+    import agents.dqn
+    from agents import DQN
+
+    agent, _ = _agent(DQN, tool_lm, learning_starts=0, gradient_steps=1)
+    rollout = agent.collect()
+    inserted = rollout.env_token_mask
+    assert inserted[0].any()
+    seen, bootstraps = [], []
+    score, bootstrap = agent.policy.score, agents.dqn.next_action_values
+
+    def recording(batch, **kwargs):
+        out = score(batch, **kwargs)
+        if out.logits.requires_grad:
+            out.logits.retain_grad()
+            seen.append((batch, out))
+        return out
+
+    def recording_bootstrap(values, mask):
+        result = bootstrap(values, mask)
+        bootstraps.append((values, mask, result))
+        return result
+
+    agent.policy.score = recording  # type: ignore[method-assign]
+    monkeypatch.setattr(agents.dqn, "next_action_values", recording_bootstrap)
+    agent.update(rollout)
+    (batch, out), (values, mask, result) = seen[0], bootstraps[0]
+    env_tokens = batch.env_token_mask
+    assert out.logits.grad is not None and not out.logits.grad[env_tokens].any()
+    assert out.logits.grad[batch.completion_mask].abs().sum() > 0
+    row = int(env_tokens.any(dim=1).nonzero()[0])  # an episode that called the tool
+    gap = env_tokens[row].nonzero().flatten()
+    closing, resumed = int(gap[0]) - 1, int(gap[-1]) + 1  # the call's last action, the first action after the result
+    assert mask[row, closing] and mask[row, resumed]
+    assert float(result[row, closing]) == float(values[row, resumed]) != 0.0

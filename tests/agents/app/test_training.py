@@ -211,3 +211,13 @@ def test_cli_edit_env_takes_only_the_edit_agents(tiny_run, capsys):
         main(["train", "--env", "edit", "--agent", "grpo", "--model", str(root / "tiny"), "--output", str(root / "x")])
     assert exit_info.value.code == 2
     assert "Expected agent to be one of ['ppo', 'reinforce'] with env 'edit', got 'grpo'" in capsys.readouterr().err
+
+
+def test_grpo_zero_variance_filtering_is_counted_in_the_log(tiny_run):
+    settings, root = tiny_run
+    options = {"learning_rate": 1e-2, "episodes_per_iteration": 8, "minibatch_size": 8, "group_size": 2}
+    run_training(settings(agent="grpo", eval_every=0, agent_options=options | {"max_resample_rounds": 2}))
+    with open(root / "run" / "progress.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert rows and all(0.0 <= float(row["rollout/zero_variance_groups"]) <= 1.0 for row in rows)
+    assert all(float(row["rollout/dropped_groups"]) >= 0.0 for row in rows)
