@@ -25,10 +25,10 @@ from transformers import PreTrainedModel
 from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
 from agents.distributed import SINGLE_PROCESS, DistributedContext
-from agents.functional import kl_penalized_rewards, selective_log_softmax
+from agents.functional import kl_penalized_rewards, last_action_columns, masked_sum, selective_log_softmax
 from agents.kl_control import AdaptiveKLController, FixedKLController
 from agents.policy import LMPolicy
-from agents.rollout import Episode, Rollout, RolloutBatch
+from agents.rollout import Episode, Rollout, RolloutBatch, later_replies_total
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder
@@ -168,20 +168,30 @@ class Agent(abc.ABC):
 
     def rewards_with_kl_penalty(self, rollout: RolloutBatch) -> torch.Tensor:
         """(N, T) the env's rewards minus ``kl_coef * (log pi - log ref)`` of each chosen token (the sampled k1
-        term, whose policy gradient is that of -kl_coef * KL(pi || ref)); the env's rewards when `needs_kl` is
-        False. Fills the rollout's reference terms (`LMPolicy.score_reference`) on the way."""
+        term, whose policy gradient is that of -kl_coef * KL(pi || ref)); in a conversation a reply's last token
+        also carries its later replies' penalty. The env's rewards when `needs_kl` is False. Fills the rollout's
+        reference terms (`LMPolicy.score_reference`) on the way."""
         if not self.needs_kl():
             return rollout.rewards
         config = self.config
         self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
         assert rollout.reference_logprobs is not None  # set just above
-        return kl_penalized_rewards(
+        rewards = kl_penalized_rewards(
             rollout.rewards,
             rollout.logprobs,
             rollout.reference_logprobs,
             rollout.completion_mask,
             self.kl_controller.value,
         )
+        if bool((rollout.turns > 0).any()):  # conversations: a reply is charged its later replies' KL, as it is
+            # paid their rewards (`_collect_round`), on its last token
+            penalty = masked_sum(rewards - rollout.rewards, rollout.completion_mask, dim=1)  # (N,)
+            later = later_replies_total(penalty, rollout.slots, rollout.turns)
+            last = last_action_columns(rollout.completion_mask)  # (N,)
+            rows = torch.arange(len(rollout))
+            rewards = rewards.clone()
+            rewards[rows, last] += later.to(rewards.dtype)
+        return rewards
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""

@@ -24,6 +24,7 @@ __all__ = [
     "kl_k3",
     "kl_penalized_rewards",
     "kl_to_go",
+    "last_action_columns",
     "leave_one_out_advantages",
     "leave_one_out_baseline",
     "masked_mean",
@@ -350,6 +351,13 @@ def next_action_values(values: Tensor, mask: Tensor) -> Tensor:
     found = after < width
     gathered = values.gather(1, after.clamp(max=width - 1))  # (B, T)
     return torch.where(found, gathered, torch.zeros_like(gathered))
+
+
+def last_action_columns(mask: Tensor) -> Tensor:
+    """(B,) int64 the column of each row's last True in `mask` (B, T); 0 for a row without any."""
+    _check_2d("mask", mask)
+    columns = torch.arange(mask.shape[1], device=mask.device).expand(mask.shape)
+    return torch.where(mask.bool(), columns, 0).amax(dim=1)
 
 
 def kl_penalized_rewards(rewards: Tensor, logp: Tensor, ref_logp: Tensor, mask: Tensor, kl_coef: float) -> Tensor:

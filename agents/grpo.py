@@ -37,7 +37,7 @@ from agents.functional import (
     selective_log_softmax,
 )
 from agents.group_rewards import apply_group_rewards
-from agents.rollout import Episode, RolloutBatch
+from agents.rollout import Episode, RolloutBatch, collection_rounds, later_replies_total
 from textgen_env import TextGenVectorEnv
 from textgen_env.rewards import Reward, group_terms
 
@@ -51,13 +51,10 @@ def group_ids(slots: torch.Tensor, turns: torch.Tensor, group_size: int) -> torc
     episodes of different rounds (or of different ranks' rollouts joined) never share a group. For TextGen-v0 (one
     turn) the ids are ``arange(N) // group_size``.
     """
-    keys: list[tuple[int, int, int]] = []
-    round_index, previous = 0, None
-    for slot, turn in zip(slots.tolist(), turns.tolist()):
-        if previous is not None and (slot, turn) <= previous:
-            round_index += 1
-        previous = (slot, turn)
-        keys.append((round_index, slot // group_size, turn))
+    keys = [
+        (round_index, slot // group_size, turn)
+        for round_index, slot, turn in zip(collection_rounds(slots, turns), slots.tolist(), turns.tolist())
+    ]
     numbers = {key: i for i, key in enumerate(dict.fromkeys(keys))}  # in order of first appearance
     return torch.tensor([numbers[key] for key in keys], dtype=torch.int64)
 
@@ -151,6 +148,11 @@ class GRPO(Agent):
             assert rollout.kl is not None  # set just above
             if config.kl_score_term and beta > 0:
                 to_go = kl_to_go(rollout.kl, rollout.completion_mask)  # (N, T)
+                if bool((rollout.turns > 0).any()):  # a reply also leads to its conversation's later replies' KL
+                    later = later_replies_total(
+                        masked_sum(rollout.kl, rollout.completion_mask, dim=1), rollout.slots, rollout.turns
+                    )
+                    to_go = torch.where(rollout.completion_mask, to_go + later[:, None].to(to_go.dtype), to_go)
                 if config.kl_score_baseline:
                     to_go = to_go - leave_one_out_baseline(to_go, rollout.completion_mask, rollout.group_ids)
                 rollout.advantages = rollout.advantages - beta * to_go

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Episode", "Rollout", "RolloutBatch"]
+__all__ = ["Episode", "Rollout", "RolloutBatch", "collection_rounds", "conversation_ids", "later_replies_total"]
 
 
 @dataclass
@@ -269,3 +269,39 @@ class RolloutBatch:
 
 Rollout = RolloutBatch
 """The name of 0.1 (then a list of episodes); one container now."""
+
+
+def collection_rounds(slots: torch.Tensor, turns: torch.Tensor) -> list[int]:
+    """The collection round of each row. `Agent.collect` lists each round's episodes in (slot, turn) order, so a
+    round starts wherever that order stops increasing (also where a round's rows were filtered out)."""
+    rounds: list[int] = []
+    round_index, previous = 0, None
+    for slot, turn in zip(slots.tolist(), turns.tolist()):
+        if previous is not None and (slot, turn) <= previous:
+            round_index += 1
+        previous = (slot, turn)
+        rounds.append(round_index)
+    return rounds
+
+
+def conversation_ids(slots: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """(N,) int64 the conversation of each row: its collection round and slot (a TextGen-v0 row is its own)."""
+    keys = list(zip(collection_rounds(slots, turns), slots.tolist()))
+    numbers = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    return torch.tensor([numbers[key] for key in keys], dtype=torch.int64)
+
+
+def later_replies_total(per_row: torch.Tensor, slots: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """(N,) for each reply, the sum of `per_row` (N,) over the later replies of its conversation (0 for the last).
+
+    What a reply is charged for the rest of its conversation: the env already adds later replies' rewards to a
+    reply's return (`Agent.collect`); the agents add later replies' KL the same way."""
+    if per_row.shape != slots.shape or slots.shape != turns.shape:
+        raise ValueError(
+            f"Expected per_row, slots and turns of one shape, got {tuple(per_row.shape)}, {tuple(slots.shape)} "
+            f"and {tuple(turns.shape)}"
+        )
+    conversation = conversation_ids(slots, turns).to(per_row.device)
+    same = conversation[:, None] == conversation[None, :]  # (N, N)
+    later = turns.to(per_row.device)[None, :] > turns.to(per_row.device)[:, None]  # (N, N): row j after row i
+    return ((same & later).to(per_row.dtype) * per_row[None, :]).sum(dim=1)

@@ -9,10 +9,10 @@ The hidden preference is VADER sentiment (the package's ``sentiment`` reward), u
 Steps: (1) the web app (`FeedbackServer`, 127.0.0.1) shows pairs and single completions of the policy on
 ``movie_reviews:train`` prompts; the `SyntheticUser` answers `--answers` questions through HTTP. (2) For each N, a
 reward model is trained on the first N answers and its accuracy is measured on fresh pairs of completions of the 40
-held-out ``movie_reviews:eval`` prompts (pairs the hidden reward does not tie; SE binomial). (3) GRPO trains the
-policy on ``reward="reward-model"`` for each N's model (and, for reference, on the hidden reward itself); the hidden
-score of the policy is measured on the held-out prompts before and after with shared sampling seeds (paired gain,
-SE over prompts). Results go to ``benchmarks/results/rlhf_demo.json``.
+held-out ``movie_reviews:eval`` prompts (pairs the hidden reward does not tie; SE clustered by prompt). (3) GRPO
+trains the policy on ``reward="reward-model"`` for each N's model (and, for reference, on the hidden reward itself);
+the hidden score of the policy is measured on the held-out prompts before and after with shared sampling seeds
+(paired gain, SE over prompts). Results go to ``benchmarks/results/rlhf_demo.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 
 from agents import GRPO, PPO
 from agents.evaluation import evaluate, paired_gain
-from agents.reward_model import RewardModelConfig, train_reward_model
+from agents.reward_model import RewardModelConfig, clustered_se, train_reward_model
 from textgen_env import TextGenVectorEnv
 from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser
 from textgen_env.prompts import make_prompt_source
@@ -71,7 +71,8 @@ def accuracy(folder: Path, pairs: list[tuple[str, str, str]]) -> dict:
     worse = reward(prompts, [w for _, _, w in pairs], [True] * len(pairs))
     hits = better > worse
     p = float(hits.mean())
-    return {"accuracy": p, "accuracy_se": float(np.sqrt(p * (1 - p) / len(hits))), "pairs": len(hits)}
+    # pairs of one prompt share its difficulty: the SE is clustered by prompt (binomial when there is one prompt)
+    return {"accuracy": p, "accuracy_se": clustered_se(hits.astype(np.float64), prompts), "pairs": len(hits)}
 
 
 def rl(model, tokenizer, reward: str, reward_kwargs: dict, args, seed: int) -> dict:

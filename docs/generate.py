@@ -10,10 +10,11 @@ A block sits between two lines, the key naming what fills it::
 ``python docs/generate.py --write`` fills every block of ``README.md`` and ``docs/**/*.md``; ``--check`` prints the
 stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a stale block fails ``mkdocs build``.
 Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
-``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``vs-trl``, ``rlhf-demo``,
-``rlhf-demo-seeds``, ``rlhf-demo-minilm``, ``rlhf-demo-ppo``, ``table:NAME`` (a recorded table,
-``benchmarks/results/NAME.json`` with ``columns`` and ``rows``; ``table:NAME:A,B`` keeps the rows labelled A and
-B) and ``config:MODULE.CLASS`` (a settings dataclass's fields, defaults and docstrings).
+``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``default-run-seeds``,
+``default-run-seeds-summary``, ``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``,
+``rlhf-demo-ppo``, ``table:NAME`` (a recorded table, ``benchmarks/results/NAME.json`` with ``columns`` and ``rows``;
+``table:NAME:A,B`` keeps the rows labelled A and B) and ``config:MODULE.CLASS`` (a settings dataclass's fields,
+defaults and docstrings).
 """
 
 from __future__ import annotations
@@ -254,6 +255,52 @@ def edit_lm() -> str:
     return table(rows, header) + "\n\n*" + note + "*"
 
 
+def default_run_seeds() -> str:
+    """The default command with ``--seed 0, 1, 2``: each run's own paired gain and KL, and their spread."""
+    import statistics
+
+    seeds = results("default_run")["seeds"]
+    rows = [
+        (
+            f"{run['seed']}",
+            pm(run["eval_gain"], run["eval_gain_se"], sign=True),
+            pm(run["eval_kl"], run["eval_kl_se"], 2),
+            f"{run['eval_distinct2_after'] / run['eval_distinct2_before']:.0%}",
+            f"{run['train_seconds']:.0f}",
+        )
+        for run in seeds
+    ]
+    gains, kls = [run["eval_gain"] for run in seeds], [run["eval_kl"] for run in seeds]
+    n = len(seeds)
+    rows.append(
+        (
+            f"mean of {n} (± SE over seeds)",
+            pm(statistics.mean(gains), statistics.stdev(gains) / n**0.5, sign=True),
+            pm(statistics.mean(kls), statistics.stdev(kls) / n**0.5, 2),
+            "",
+            "",
+        )
+    )
+    header = ("seed", "paired gain (± SE over prompts)", "KL, nats", "distinct-2 / start", "train s")
+    return table(rows, header) + "\n\n" + source_line("default_run", "textgen-env train --seed N --output runs/seedN")
+
+
+def default_run_seeds_summary() -> str:
+    """One sentence: the default command's gain and KL over training seeds."""
+    import statistics
+
+    seeds = results("default_run")["seeds"]
+    gains, kls = [run["eval_gain"] for run in seeds], [run["eval_kl"] for run in seeds]
+    n = len(seeds)
+    names = ", ".join(str(run["seed"]) for run in seeds)
+    return (
+        f"Over training seeds {names} of the same command the paired gain is "
+        f"{pm(statistics.mean(gains), statistics.stdev(gains) / n**0.5, sign=True)} (mean ± SE over the {n} seeds; "
+        f"{min(gains):+.3f} to {max(gains):+.3f}) at {pm(statistics.mean(kls), statistics.stdev(kls) / n**0.5, 2)} "
+        "nats ([per seed](docs/results.md#seeds-of-the-default-run))."
+    )
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "edit-lm": edit_lm,
     "train-flags": train_flags,
@@ -261,6 +308,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "default-run-output": default_run_output,
     "default-run-summary": default_run_summary,
     "default-run-rescore": default_run_rescore,
+    "default-run-seeds": default_run_seeds,
+    "default-run-seeds-summary": default_run_seeds_summary,
     "vs-trl": vs_trl,
     "rlhf-demo": rlhf_demo,
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),

@@ -231,3 +231,68 @@ def test_the_main_job_trains_on_conversations(tmp_path, tiny, agent, scenarios, 
     assert rescored["gain"] == pytest.approx(report["eval_gain"], abs=1e-5)
     assert rescored["kl"] == pytest.approx(report["eval_kl"], abs=1e-4)
     assert rescored["gain_by_scenario"].keys() == by_scenario.keys()
+
+
+def test_later_replies_total_sums_over_the_rest_of_each_conversation():
+    from agents.rollout import conversation_ids, later_replies_total
+
+    # round 0: slot 0 has 3 replies, slot 1 one; round 1: slot 0 has 2 replies
+    slots = torch.tensor([0, 0, 0, 1, 0, 0])
+    turns = torch.tensor([0, 1, 2, 0, 0, 1])
+    per_row = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    assert conversation_ids(slots, turns).tolist() == [0, 0, 0, 1, 2, 2]
+    assert later_replies_total(per_row, slots, turns).tolist() == [6.0, 4.0, 0.0, 0.0, 32.0, 0.0]
+
+
+@pytest.mark.parametrize("cls", [PPO, REINFORCE])
+def test_a_reply_is_charged_the_kl_of_its_conversations_later_replies(dialogue_env, cls):
+    """With the KL penalty in the reward, a first reply's return is the conversation's: every reply's env reward and
+    every reply's k1 penalty (as the env adds later replies' rewards, the agent adds their KL)."""
+    beta = 0.5
+    agent = cls(dialogue_env(4), episodes_per_iteration=8, minibatch_size=4, kl_coef=beta, kl_target=None, seed=0)
+    with torch.no_grad():  # away from the reference, so the penalty is not 0
+        for param in agent.policy.trainable_parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    rollout = agent.collect()
+    rewards = agent.rewards_with_kl_penalty(rollout)
+    assert rollout.reference_logprobs is not None
+    mask = rollout.completion_mask
+    k1 = ((rollout.logprobs - rollout.reference_logprobs) * mask).sum(dim=1).double()  # (N,)
+    assert rollout.turns.tolist() == [0, 1] * 4 and k1.abs().max() > 0.01
+    for first in range(0, 8, 2):  # first replies: their return is the whole conversation's
+        expected = rollout.scores[first] - beta * (k1[first] + k1[first + 1])
+        assert float((rewards[first] * mask[first]).sum()) == pytest.approx(float(expected), abs=1e-4)
+        second = first + 1
+        expected = rollout.scores[second] - beta * k1[second]
+        assert float((rewards[second] * mask[second]).sum()) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_grpo_charges_a_reply_the_kl_still_to_come_in_its_conversation(dialogue_env):
+    from agents.functional import kl_to_go, masked_sum
+
+    beta = 0.5
+    agent = GRPO(
+        dialogue_env(4),
+        group_size=2,
+        episodes_per_iteration=8,
+        minibatch_size=4,
+        kl_coef=beta,
+        kl_target=None,
+        kl_score_baseline=False,
+        scale_rewards=False,
+        seed=0,
+    )
+    with torch.no_grad():
+        for param in agent.policy.trainable_parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    rollout = agent.collect()
+    agent.update(rollout)
+    assert rollout.kl is not None and rollout.advantages is not None and rollout.group_ids is not None
+    mask = rollout.completion_mask
+    group = grouped_relative_advantages(rollout.scores.float(), rollout.group_ids, normalize_std=False)
+    per_reply = masked_sum(rollout.kl, mask, dim=1)
+    within = kl_to_go(rollout.kl, mask)
+    for row in range(8):
+        later = float(per_reply[row + 1]) if rollout.turns[row] == 0 else 0.0  # the conversation's second reply
+        expected = group[row] - beta * (within[row] + later)
+        torch.testing.assert_close(rollout.advantages[row][mask[row]], expected[mask[row]].float(), atol=1e-5, rtol=0)
