@@ -53,7 +53,8 @@ class MonitorConfig:
     kl_spike: float = 3.0
     """Warn when the KL per completion exceeds this multiple of the median of the previous iterations' KL..."""
     kl_spike_min: float = 1.0
-    """...and is above this many nats (small KLs jump by large factors without meaning anything)."""
+    """...and exceeds that median by more than this many nats (a KL that grows steadily from 0 early in a run
+    passes any multiple of a lagging median without meaning anything)."""
     reward_divergence: float = 0.2
     """Warn when (training reward gain - held-out reward gain) since the baseline exceeds this, in reward units,
     with the training reward up and the held-out reward down."""
@@ -145,11 +146,12 @@ class HackingMonitor:
                 values["identical_groups"] = identical
         kl = stats.get("rollout/kl")
         if kl is not None and math.isfinite(kl):
-            if self._kls and kl > config.kl_spike_min:
+            if self._kls:
                 median = float(np.median(self._kls[-10:]))
-                values["kl_spike"] = kl / median if median > 0 else math.inf
-            elif self._kls:
-                values["kl_spike"] = 0.0
+                if kl - median > config.kl_spike_min:
+                    values["kl_spike"] = kl / median if median > 0 else math.inf
+                else:
+                    values["kl_spike"] = 0.0
             self._kls.append(kl)
         if "rollout/reward_mean" in stats:
             self._train_rewards.append(stats["rollout/reward_mean"])

@@ -66,6 +66,14 @@ def test_kl_spike_fires_on_a_jump_over_the_recent_median():
     assert [(w.monitor, w.iteration) for w in fired] == [("kl_spike", 5)]
 
 
+def test_kl_spike_stays_quiet_while_the_kl_grows_steadily_from_zero():
+    """The first iterations of a real default run (seed 1): the KL grows from 0 through 1 nat, which is 4.6x the
+    lagging median at iteration 7 but no spike; its jump to 3.6 at iteration 10 (then back to 1.7) is one."""
+    kls = [0.0, 0.09, 0.17, 0.33, 0.66, 0.74, 1.15, 0.85, 1.22, 3.63, 1.66, 2.24, 2.85]
+    fired = run(quiet(), [(rollout(NORMAL_TEXTS), {"rollout/kl": kl}) for kl in kls])
+    assert [(w.monitor, w.iteration) for w in fired] == [("kl_spike", 10)]
+
+
 def test_reward_divergence_fires_when_training_reward_rises_and_held_out_falls():
     train = [0.1, 0.1, 0.1, 0.3, 0.5, 0.7]
     held_out = {1: 0.1, 3: 0.1, 5: 0.0, 6: -0.1}
