@@ -212,6 +212,11 @@ class Agent(abc.ABC):
             round_index += 1
         return RolloutBatch.from_episodes(episodes, self.policy.tokenizer.pad_token_id)
 
+    def collect_for_update(self) -> RolloutBatch:
+        """The rollout `learn` trains on: `collect` with the defaults (an algorithm may select from what it collects,
+        as GRPO's zero-variance filtering does; `collect` itself never drops an episode, so measurements use it)."""
+        return self.collect()
+
     def sample_actions(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """(B,) actions from (B, V) policy logits (overridden by value-based agents)."""
         return sample_tokens(logits, temperature=temperature, generator=self.generator)
@@ -303,7 +308,7 @@ class Agent(abc.ABC):
             raise ValueError(f"Expected total_timesteps to be an int >= 1, got {total_timesteps!r}")
         while self.num_timesteps < total_timesteps:
             done_before = self.num_timesteps
-            rollout = self.collect()  # counts this rank's tokens; the budget counts every rank's
+            rollout = self.collect_for_update()  # counts this rank's tokens; the budget counts every rank's
             self.num_timesteps = done_before + int(self.dist.sum([self.num_timesteps - done_before])[0])
             stats = self.update(rollout)
             self.last_rollout = rollout

@@ -170,7 +170,8 @@ class GRPOConfig(AgentConfig):
     """Zero-variance filtering (dynamic sampling, as in DAPO): drop the groups whose returns are all equal (their
     advantage is 0, so they would teach nothing but the KL term) and collect up to this many extra rounds of num_envs
     episodes to replace them; when these run out, dropped groups fill the rest. 0 keeps every group (GRPO as
-    published). TextGen-v0 only, without group rewards; the dropped episodes' tokens count toward the budget, and
+    published). In training only (`collect_for_update`; `collect`, which measurements use, keeps every group).
+    TextGen-v0 only, without group rewards; the dropped episodes' tokens count toward the budget, and
     ``rollout/zero_variance_groups`` (fraction), ``rollout/dropped_groups`` and ``rollout/zero_variance_kept``
     are logged."""
     kl_score_baseline: bool = True

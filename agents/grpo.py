@@ -95,15 +95,14 @@ class GRPO(Agent):
         size = self.config.group_size
         return [seeds[i - i % size] for i in range(len(seeds))]
 
-    def collect(self, num_episodes: int | None = None, *, temperature: float | None = None) -> RolloutBatch:
-        """As `Agent.collect`; with ``max_resample_rounds`` the groups whose returns are all equal are dropped and
-        replaced by those of up to that many extra rounds (fresh prompts), dropped ones filling any shortfall."""
+    def collect_for_update(self) -> RolloutBatch:
+        """As `Agent.collect_for_update`; with ``max_resample_rounds`` the groups whose returns are all equal are
+        dropped and replaced by those of up to that many extra rounds (fresh prompts), dropped ones filling any
+        shortfall. `collect` keeps every group, so an evaluation through it is not filtered."""
         rounds = self.config.max_resample_rounds
         if not rounds:
-            return super().collect(num_episodes, temperature=temperature)
-        wanted = num_episodes or self.episodes_per_rank
-        temperature = self.config.temperature if temperature is None else temperature
-        size = self.config.group_size
+            return super().collect_for_update()
+        wanted, temperature, size = self.episodes_per_rank, self.config.temperature, self.config.group_size
         needed = -(-wanted // self.env.num_envs)  # rounds without filtering
         kept: list[Episode] = []
         dropped: list[list[Episode]] = []

@@ -59,6 +59,13 @@ def pm(mean: float, se: float, digits: int = 3, sign: bool = False) -> str:
     return f"{mean:{'+' if sign else ''}.{digits}f} ± {se:.{digits}f}"
 
 
+def over_seeds(values: Sequence[float], digits: int = 3, sign: bool = False) -> str:
+    """``mean ± SE`` over runs that differ (training seeds): the sample std over sqrt(n)."""
+    import statistics
+
+    return pm(statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5, digits, sign)
+
+
 def source_line(name: str, command: str = "") -> str:
     run = f" · `{command}`" if command else ""
     return f"*From `benchmarks/results/{name}.json`{run}.*"
@@ -224,7 +231,6 @@ def edit_lm() -> str:
     """The edit agents on the tiny model (``benchmarks/results/edit_lm_*.json``): one row per run, then the mean over
     the seeds of each agent with its SE across seeds."""
     import glob
-    import statistics
 
     runs = [json.loads(Path(f).read_text()) for f in sorted(glob.glob(str(RESULTS / "edit_lm_*.json")))]
     rows, by_agent = [], {}
@@ -243,10 +249,7 @@ def edit_lm() -> str:
         )
     for agent, values in by_agent.items():
         if len(values) > 1:
-            se = statistics.stdev(values) / len(values) ** 0.5
-            rows.append(
-                (f"{agent}, mean of {len(values)} seeds", "", "", "", pm(statistics.mean(values), se, sign=True), "")
-            )
+            rows.append((f"{agent}, mean of {len(values)} seeds", "", "", "", over_seeds(values, sign=True), ""))
     header = ("agent", "seed", "untrained gain", "trained gain", "paired gain", "KL to untrained (nats)")
     note = (
         f"Tiny model, VADER sentiment, {runs[0]['episodes']} training episodes, held-out `drafts:eval` (15 drafts x 4"
@@ -257,8 +260,6 @@ def edit_lm() -> str:
 
 def default_run_seeds() -> str:
     """The default command with ``--seed 0, 1, 2``: each run's own paired gain and KL, and their spread."""
-    import statistics
-
     seeds = results("default_run")["seeds"]
     rows = [
         (
@@ -272,31 +273,21 @@ def default_run_seeds() -> str:
     ]
     gains, kls = [run["eval_gain"] for run in seeds], [run["eval_kl"] for run in seeds]
     n = len(seeds)
-    rows.append(
-        (
-            f"mean of {n} (± SE over seeds)",
-            pm(statistics.mean(gains), statistics.stdev(gains) / n**0.5, sign=True),
-            pm(statistics.mean(kls), statistics.stdev(kls) / n**0.5, 2),
-            "",
-            "",
-        )
-    )
+    rows.append((f"mean of {n} (± SE over seeds)", over_seeds(gains, sign=True), over_seeds(kls, 2), "", ""))
     header = ("seed", "paired gain (± SE over prompts)", "KL, nats", "distinct-2 / start", "train s")
     return table(rows, header) + "\n\n" + source_line("default_run", "textgen-env train --seed N --output runs/seedN")
 
 
 def default_run_seeds_summary() -> str:
     """One sentence: the default command's gain and KL over training seeds."""
-    import statistics
-
     seeds = results("default_run")["seeds"]
     gains, kls = [run["eval_gain"] for run in seeds], [run["eval_kl"] for run in seeds]
     n = len(seeds)
     names = ", ".join(str(run["seed"]) for run in seeds)
     return (
         f"Over training seeds {names} of the same command the paired gain is "
-        f"{pm(statistics.mean(gains), statistics.stdev(gains) / n**0.5, sign=True)} (mean ± SE over the {n} seeds; "
-        f"{min(gains):+.3f} to {max(gains):+.3f}) at {pm(statistics.mean(kls), statistics.stdev(kls) / n**0.5, 2)} "
+        f"{over_seeds(gains, sign=True)} (mean ± SE over the {n} seeds; "
+        f"{min(gains):+.3f} to {max(gains):+.3f}) at {over_seeds(kls, 2)} "
         "nats ([per seed](docs/results.md#seeds-of-the-default-run))."
     )
 

@@ -36,7 +36,7 @@ def test_every_kept_group_has_returns_that_differ(tiny):
     agent = grpo(make_env(tiny, odd_letters), max_resample_rounds=6)
     for _ in range(3):
         before = agent.num_timesteps
-        rollout = agent.collect()
+        rollout = agent.collect_for_update()
         stats = agent.update(rollout)
         assert len(rollout) >= 8
         assert rollout.group_ids is not None
@@ -50,9 +50,16 @@ def test_every_kept_group_has_returns_that_differ(tiny):
         agent.iteration += 1
 
 
+def test_collect_itself_never_filters(tiny):
+    """Measurements go through `collect`: it keeps the equal groups that training would drop."""
+    agent = grpo(make_env(tiny, constant), max_resample_rounds=2)
+    rollout = agent.collect()
+    assert len(rollout) == 8 and agent.num_timesteps == int(rollout.completion_mask.sum())
+
+
 def test_without_filtering_every_group_stays(tiny):
     agent = grpo(make_env(tiny, constant))
-    rollout = agent.collect()
+    rollout = agent.collect_for_update()
     stats = agent.update(rollout)
     assert len(rollout) == 8 and agent.num_timesteps == int(rollout.completion_mask.sum())
     assert "rollout/dropped_groups" not in stats and "rollout/zero_variance_groups" not in stats
@@ -60,7 +67,7 @@ def test_without_filtering_every_group_stays(tiny):
 
 def test_when_every_group_is_equal_the_dropped_ones_fill_the_rollout(tiny):
     agent = grpo(make_env(tiny, constant), max_resample_rounds=2)
-    rollout = agent.collect()
+    rollout = agent.collect_for_update()
     stats = agent.update(rollout)
     assert len(rollout) == 8  # filled up to episodes_per_iteration with dropped groups
     assert stats["rollout/zero_variance_groups"] == 1.0
