@@ -150,6 +150,10 @@ class REINFORCEConfig(AgentConfig):
         _unit("baseline_momentum", self.baseline_momentum)
 
 
+KL_ESTIMATORS = ("exact", "k3")
+"""The values of `GRPOConfig.kl_estimator`."""
+
+
 @dataclass(frozen=True)
 class GRPOConfig(AgentConfig):
     """GRPO: group-relative advantages over several completions of one prompt, no critic, KL in the loss."""
@@ -179,8 +183,16 @@ class GRPOConfig(AgentConfig):
     (`agents.functional.leave_one_out_baseline`): the same expected gradient, far less variance (the KL to come is
     all positive and grows with the drift, so without a baseline it pushes down every sampled token)."""
 
+    kl_estimator: str = "exact"
+    """The KL term of the loss: ``exact`` (the full-vocabulary KL(pi || ref) at each visited state, with its
+    gradient) or ``k3`` (``exp(r) - r - 1`` with ``r = log ref(a) - log pi(a)`` of the sampled token only, as TRL's
+    GRPOTrainer: an unbiased estimate of the per-state KL whose expected gradient is that of KL(ref || pi)). The KL
+    that is logged, that the controller reads and that the score term uses is the exact one either way."""
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"Expected kl_estimator to be one of {KL_ESTIMATORS}, got {self.kl_estimator!r}")
         _positive("group_size", self.group_size, integer=True)
         if self.group_size < 2:
             raise ValueError(f"Expected group_size >= 2 (a group needs a peer), got {self.group_size}")

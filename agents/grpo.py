@@ -9,7 +9,8 @@ the rollout visited. That per-state term alone misses half of grad KL(whole comp
 ``kl_score_term`` (the default) the advantage of token t also gets ``-kl_coef * sum_{t'>t} KL_t'`` (`kl_to_go`, the
 exact KL of the rollout policy, less the mean of the other group members' at that position: a leave-one-out baseline,
 ``kl_score_baseline``), so that, per token, the update follows grad of E[group advantage-weighted return]
-- kl_coef * KL(pi || ref) of whole completions. The exact KL of the rollout policy comes from one no-grad pass
+- kl_coef * KL(pi || ref) of whole completions (``kl_estimator="k3"`` puts TRL's sampled-token k3 estimate in the
+loss instead of the exact per-state KL: an ablation). The exact KL of the rollout policy comes from one no-grad pass
 before the update (`LMPolicy.score_reference`); it is what is logged and what the adaptive controller reads.
 Scoring uses the sampling temperature, for the policy and the reference alike.
 
@@ -30,6 +31,7 @@ from agents.functional import (
     clipped_policy_loss,
     exact_kl_from_logits,
     grouped_relative_advantages,
+    kl_k3,
     kl_to_go,
     leave_one_out_baseline,
     masked_mean,
@@ -171,12 +173,12 @@ class GRPO(Agent):
                 )
                 loss = policy_loss
                 if beta > 0:
-                    kl = masked_mean(
-                        exact_kl_from_logits(
-                            scored.logits, self.policy.reference_logits(batch, temperature=config.temperature)
-                        ),
-                        m,
-                    )
+                    ref_logits = self.policy.reference_logits(batch, temperature=config.temperature)
+                    if config.kl_estimator == "k3":  # TRL's: the sampled token's k3, gradient through log pi(a)
+                        per_token = kl_k3(logp, selective_log_softmax(ref_logits, batch.actions))
+                    else:
+                        per_token = exact_kl_from_logits(scored.logits, ref_logits)
+                    kl = masked_mean(per_token, m)
                     loss = loss + beta * kl
                     totals.setdefault("losses/kl_per_token", []).append(kl.item())  # the moving policy's
                 grad_norm = self.optimizer_step(loss, weight=m.sum())

@@ -1,14 +1,21 @@
-"""Our main job against TRL's ``GRPOTrainer``: the same model, reward, prompts, completion length and wall-clock budget.
+"""Our main job against TRL's ``GRPOTrainer``: the same model, reward, prompts, completion length and token budget.
 
-For every learning rate of each framework it trains a fresh copy of the starting model for ``--minutes`` of training
-loop (model loading and evaluations excluded), then evaluates the trained model with one shared evaluator:
-``agents.evaluation.evaluate`` on the held-out ``movie_reviews:eval`` prompts, ``--samples-per-prompt`` completions of
-each, fixed seed, KL to a frozen copy of the starting model. The untrained model is evaluated once with the same
-seed, so every trained model's reward gain is paired with it completion by completion.
+For every learning rate of each framework, and every training seed, it trains a fresh copy of the starting model until
+it has generated ``--tokens`` completion tokens (the run stops at the end of the rollout that passes the budget), then
+evaluates the trained model with one shared evaluator: ``agents.evaluation.evaluate`` on the held-out
+``movie_reviews:eval`` prompts, ``--samples-per-prompt`` completions of each, one fixed evaluation seed, KL to a frozen
+copy of the starting model. The untrained model is evaluated once with the same seed, so every trained model's reward
+gain is paired with it completion by completion (the SE of a run is over those completions); the summary gives the
+mean ± SE over training seeds of each point (runs differ by their seed, so this is the SE that compares points).
 
-Columns: training seconds, completion tokens generated during training and their rate (what each framework gets
-through in the same budget), paired reward gain ± standard error, KL to the starting model ± SE (nats per
-completion, summed exact per-token KL) and distinct-2 (distinct word bigrams, before / after).
+Two ablations of our GRPO find what makes TRL's points differ (``--ablations``, at ``--ablation-lrs``):
+``k3`` puts TRL's sampled-token k3 estimate in the loss instead of the exact per-state KL (``kl_estimator="k3"``), and
+``fixed-beta`` keeps the KL coefficient at its start (``kl_target=None``) as TRL's ``beta`` is, instead of raising it
+while the KL passes the main job's target. Everything else of the main job is kept in both.
+
+Columns: training seconds (wall clock of the training loop, model loading and evaluations excluded: throughput stays
+measured), completion tokens generated during training and their rate, paired reward gain ± standard error, KL to the
+starting model ± SE (nats per completion, summed exact per-token KL) and distinct-2 (distinct word bigrams).
 
 What is held equal: the starting model (one folder, loaded fresh for every run), the VADER sentiment reward of the
 completion (``make_reward("sentiment")``), the ``movie_reviews`` training prompts as plain text (no chat template;
@@ -17,23 +24,25 @@ temperature 1, the algorithm (GRPO: groups of completions of one prompt, rewards
 by its std only when the main job's ``scale_rewards`` is on (TRL's ``scale_rewards``), clipped ratio, KL in the loss),
 its shape taken from the main job's `GRPOConfig` (16 completions per rollout in groups of 4, minibatches of 8, one
 epoch, clip 0.2), AdamW at a constant learning rate, gradient-norm clip 1.0, full fine-tuning of float32 weights with
-bfloat16 autocast forwards when the main job's ``bf16_autocast`` is on (TRL's ``bf16``), and the starting KL
-coefficient of the main job. What differs: ours adds the exact per-token KL (with its gradient) to the loss and
-raises its coefficient above its floor while the KL passes the main job's target; TRL uses a fixed ``--beta`` times
-its k3 estimate and its default ``dapo`` loss aggregation; and ours generates through the env's KV-cached loop, TRL with
-``model.generate``. The main job's own before/after evaluation is cut to two prompts, as its exported model goes
-through the shared evaluator like TRL's.
+bfloat16 autocast forwards when the main job's ``bf16_autocast`` is on (TRL's ``bf16``), the starting KL coefficient
+of the main job, and the completion-token budget. What differs: ours adds the exact per-token KL (with its gradient)
+to the loss, charges the KL still to come through the advantages (``kl_score_term``) and raises its coefficient above
+its floor while the KL passes the main job's target; TRL uses a fixed ``--beta`` times its k3 estimate and its default
+``dapo`` loss aggregation; and ours generates through the env's KV-cached loop, TRL with ``model.generate``. The main
+job's own before/after evaluation is cut to two prompts, as its exported model goes through the shared evaluator like
+TRL's.
 
 Tokens: ours is the main job's ``timesteps`` (one per generated token, EOS included); for TRL the reward function
 sums ``len(completion_ids)`` over the completions it scores (TRL cuts each completion after its first EOS and keeps
 the EOS), which counts completion tokens only, unlike TRL's ``num_tokens`` log that adds the prompt tokens.
 
-Install and run (the default, 2 x 3 learning rates x 3 minutes of training plus 7 evaluations of 160 completions,
-takes about half an hour on a 2-core CPU)::
+Install and run (the default: 3 seeds x (2 x 3 learning rates + 2 ablations) = 24 runs of 9,600 tokens plus 25
+evaluations of 320 completions: about two hours on a 2-core CPU)::
 
     pip install -e ".[benchmark]"
-    python benchmarks/vs_trl.py                               # SmolLM2-135M-Instruct, 3 minutes per run
-    python benchmarks/vs_trl.py --minutes 10 --lrs-ours 1.3e-5 --lrs-trl 1e-5 2e-5
+    python benchmarks/vs_trl.py                               # SmolLM2-135M-Instruct
+    python benchmarks/vs_trl.py --seeds 0 --ablations         # one seed, no ablations
+    python benchmarks/vs_trl.py --resume                      # keep the rows already in --output, run the rest
     python benchmarks/vs_trl.py --smoke                       # the tiny test model, seconds per run (< 2 min)
 
 Rows go to ``--output`` (JSON, rewritten atomically after every run). Both frameworks run with torch's default
@@ -51,6 +60,7 @@ import argparse
 import csv
 import dataclasses
 import gc
+import json
 import shutil
 import tempfile
 import time
@@ -115,11 +125,33 @@ def make_evaluator(model_path: str, args: argparse.Namespace) -> Evaluator:
     return Evaluator(reference, tokenizer, env, args.eval_prompts, args.samples_per_prompt, args.seed)
 
 
-def result_row(framework: str, lr: float, seconds: float, tokens: int, before: EvalResult, after: EvalResult) -> dict:
+ABLATIONS = {"k3": {"kl_estimator": "k3"}, "fixed-beta": {"kl_target": None}}
+"""Our GRPO's ablations: agent options over the main job's."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: a framework (``ours``, ``trl``) or our ablation (``ours-k3``, ``ours-fixed-beta``)."""
+
+    variant: str
+    lr: float
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, float, int]:
+        return (self.variant, self.lr, self.seed)
+
+
+def result_row(
+    run: Run, seconds: float, tokens: int, before: EvalResult, after: EvalResult, budget: int
+) -> dict[str, Any]:
     gain = paired_gain(before, after)
     return {
-        "framework": framework,
-        "lr": lr,
+        "framework": "trl" if run.variant == "trl" else "ours",
+        "variant": run.variant,
+        "lr": run.lr,
+        "seed": run.seed,
+        "token_budget": budget,
         "train_seconds": seconds,
         "train_tokens": int(tokens),
         "train_tokens_per_second": tokens / seconds if seconds > 0 else float("nan"),
@@ -145,10 +177,11 @@ def _loop_seconds(output: Path, called_at: float) -> float:
     return float(last["wall_seconds"]) - loop_started
 
 
-def train_ours(model_path: str, lr: float, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
-    """Run the main job (its settings, only the learning rate changed) for ``args.minutes``; returns the exported
-    model, the training-loop seconds and the generated tokens."""
-    output = work / f"ours-{lr:g}"
+def train_ours(model_path: str, run: Run, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
+    """Run the main job (its settings; the learning rate, the seed and an ablation's options changed) for
+    ``args.tokens``; returns the exported model, the training-loop seconds and the generated tokens."""
+    output = work / f"{run.variant}-{run.lr:g}-{run.seed}"
+    ablation = ABLATIONS[run.variant.removeprefix("ours-")] if run.variant != "ours" else {}
     # its own before/after evaluation runs on two prompts only: the shared evaluator redoes it on the exported model
     two_prompts = work / "two_eval_prompts.txt"
     two_prompts.write_text("\n".join(p.text for p in make_prompt_source(args.eval_prompts).prompts[:2]) + "\n")
@@ -157,16 +190,15 @@ def train_ours(model_path: str, lr: float, args: argparse.Namespace, work: Path)
         "reward": REWARD,
         "prompts": args.prompts,
         "eval_prompts": str(two_prompts),
-        "steps": 10**12,  # the wall-clock budget stops it
-        "max_minutes": args.minutes,
-        "seed": args.seed,
+        "steps": args.tokens,
+        "seed": run.seed,
         "output": str(output),
         "num_envs": _MAIN_JOB_SLOTS,
         "max_new_tokens": MAX_NEW_TOKENS,
         "eval_every": 0,
         "checkpoint_every": 10**9,  # only the one at the end, after the timed loop
         "tensorboard": False,
-        "agent_options": {**MAIN_JOB_OPTIONS, "learning_rate": lr},
+        "agent_options": {**MAIN_JOB_OPTIONS, "learning_rate": run.lr, **ablation},
         "eval_samples_per_prompt": 1,
     }
     known = {f.name for f in dataclasses.fields(TrainSettings)}
@@ -179,11 +211,37 @@ def train_ours(model_path: str, lr: float, args: argparse.Namespace, work: Path)
 
 
 # ------------------------------------------------------------------------------------------------------- TRL
-class TimeBudget(TrainerCallback):
-    """Stops a transformers Trainer after the optimizer step that passes `seconds` of training loop."""
+class CountingTokens:
+    """Wraps a TRL reward function, counting the completion tokens it is shown (``len(completion_ids)``)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.__name__ = getattr(function, "__name__", "reward")  # TRL names its reward metrics after the function
+        self.tokens = 0
+
+    def __call__(self, prompts: Sequence, completions: Sequence, completion_ids: Sequence, **columns: Any) -> list:
+        self.tokens += sum(len(ids) for ids in completion_ids)
+        return self.function(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns)
+
+
+def sentiment_reward(name: str) -> Any:
+    """TRL reward function: the env's reward of each completion (plain-text prompts)."""
+    reward = make_reward(name)
+
+    def score(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list:
+        scores = reward.components(list(prompts), list(completions), [True] * len(completions), None)
+        return np.sum(list(scores.values()), axis=0).astype(float).tolist()
+
+    score.__name__ = name
+    return score
+
+
+class TokenBudget(TrainerCallback):
+    """Stops a transformers Trainer at the end of the rollout (``steps_per_generation`` optimizer steps) in which
+    `reward` has counted `tokens` completion tokens; times the training loop."""
+
+    def __init__(self, reward: CountingTokens, tokens: int, steps_per_generation: int) -> None:
+        self.reward, self.tokens, self.steps_per_generation = reward, tokens, steps_per_generation
         self.started = 0.0
         self.elapsed = 0.0
 
@@ -192,25 +250,11 @@ class TimeBudget(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
         self.elapsed = time.perf_counter() - self.started
-        if self.elapsed > self.seconds:
+        if self.reward.tokens >= self.tokens and state.global_step % self.steps_per_generation == 0:
             control.should_training_stop = True
 
 
-class CountingReward:
-    """TRL reward function: the env's reward of each completion, counting the completion tokens it is shown."""
-
-    def __init__(self, name: str) -> None:
-        self.reward = make_reward(name)
-        self.__name__ = name  # TRL names its reward metrics after the function
-        self.tokens = 0
-
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], completion_ids: Sequence, **_) -> list:
-        self.tokens += sum(len(ids) for ids in completion_ids)
-        scores = self.reward.components(list(prompts), list(completions), [True] * len(completions), None)
-        return np.sum(list(scores.values()), axis=0).astype(float).tolist()
-
-
-def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
+def trl_config(lr: float, seed: int, args: argparse.Namespace, output: Path) -> Any:
     """GRPOConfig matched to the main job (see the module docstring); TRL's own defaults for the GRPO-specific rest."""
     from trl import GRPOConfig
 
@@ -222,7 +266,7 @@ def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
         optim="adamw_torch",  # torch.optim.AdamW with its default betas and eps, as ours
         weight_decay=0.0,
         max_grad_norm=1.0,
-        max_steps=10**9,  # the TimeBudget callback stops it
+        max_steps=10**9,  # the TokenBudget callback stops it
         per_device_train_batch_size=MINIBATCH,
         gradient_accumulation_steps=1,
         steps_per_generation=COMPLETIONS_PER_ROLLOUT // MINIBATCH,  # 16 completions (4 prompts x 4) per rollout
@@ -240,7 +284,7 @@ def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
         scale_rewards=_OURS.scale_rewards,  # ours: rewards centred in their group, scaled by its std only if set
         fp16=False,
         use_cpu=args.device == "cpu",
-        seed=args.seed,
+        seed=seed,
         report_to="none",
         logging_strategy="no",
         save_strategy="no",
@@ -248,8 +292,8 @@ def trl_config(lr: float, args: argparse.Namespace, output: Path) -> Any:
     )
 
 
-def train_trl(model_path: str, lr: float, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
-    """Train with TRL's GRPOTrainer for ``args.minutes``; returns the model, training-loop seconds, generated tokens."""
+def train_trl(model_path: str, run: Run, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
+    """Train with TRL's GRPOTrainer for ``args.tokens``; returns the model, training-loop seconds, generated tokens."""
     try:
         from datasets import Dataset
         from trl import GRPOTrainer
@@ -257,11 +301,12 @@ def train_trl(model_path: str, lr: float, args: argparse.Namespace, work: Path) 
         raise SystemExit(f'This benchmark needs TRL: pip install -e ".[benchmark]" ({error})') from error
     model, tokenizer = load_model(model_path)  # TRL loads its reference model from the same folder
     dataset = Dataset.from_dict({"prompt": [p.text for p in make_prompt_source(args.prompts).prompts]})
-    reward, budget = CountingReward(REWARD), TimeBudget(args.minutes * 60)
+    reward = CountingTokens(sentiment_reward(REWARD))
+    budget = TokenBudget(reward, args.tokens, COMPLETIONS_PER_ROLLOUT // MINIBATCH)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward,
-        args=trl_config(lr, args, work / f"trl-{lr:g}"),
+        args=trl_config(run.lr, run.seed, args, work / f"trl-{run.lr:g}-{run.seed}"),
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[budget],
@@ -274,23 +319,55 @@ def train_trl(model_path: str, lr: float, args: argparse.Namespace, work: Path) 
 
 # ------------------------------------------------------------------------------------------------------ driver
 def print_table(rows: list[dict]) -> None:
-    header = f"{'framework':<10}{'lr':>8}{'train s':>9}{'tokens':>9}{'tok/s':>8}{'reward gain':>17}{'KL (nats)':>14}"
-    print(f"\n{header}  distinct-2 before / after")
+    header = f"{'variant':<16}{'lr':>8}{'seed':>5}{'train s':>9}{'tokens':>8}{'tok/s':>7}"
+    header += f"{'reward gain':>17}{'KL (nats)':>14}"
+    print(f"\n{header}  distinct-2")
     for r in rows:
         gain = f"{r['reward_gain']:+.3f} ± {r['reward_gain_se']:.3f}"
         kl = f"{r['kl']:.2f} ± {r['kl_se']:.2f}"
         print(
-            f"{r['framework']:<10}{r['lr']:>8.2g}{r['train_seconds']:>9.1f}{r['train_tokens']:>9d}"
-            f"{r['train_tokens_per_second']:>8.1f}{gain:>17}{kl:>14}  {r['distinct2_before']:.3f} / "
-            f"{r['distinct2_after']:.3f}"
+            f"{r['variant']:<16}{r['lr']:>8.2g}{r['seed']:>5}{r['train_seconds']:>9.1f}{r['train_tokens']:>8d}"
+            f"{r['train_tokens_per_second']:>7.1f}{gain:>17}{kl:>14}  {r['distinct2_after']:.3f}"
         )
+    print(f"\n{'variant':<16}{'lr':>8}{'seeds':>6}{'reward gain (SE over seeds)':>30}{'KL (SE over seeds)':>22}")
+    for point in summarize(rows):
+        print(
+            f"{point['variant']:<16}{point['lr']:>8.2g}{point['seeds']:>6}"
+            f"{point['reward_gain']:>+23.3f} ± {point['reward_gain_se']:.3f}{point['kl']:>15.2f} ± {point['kl_se']:.2f}"
+        )
+
+
+def summarize(rows: list[dict], extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Mean and SE over training seeds (sample std / sqrt(n); nan for one seed) of each (variant, lr) point: reward
+    gain, KL, distinct-2, tokens and their rate, and the `extra` keys of the rows."""
+    points: dict[tuple[str, float], list[dict]] = {}
+    for row in rows:
+        points.setdefault((row["variant"], row["lr"]), []).append(row)
+    summary = []
+    for (variant, lr), runs in points.items():
+        point: dict[str, Any] = {"variant": variant, "lr": lr, "seeds": len(runs)}
+        for key in ("reward_gain", "kl", "distinct2_after", "train_tokens", "train_tokens_per_second", *extra):
+            values = np.array([run[key] for run in runs], dtype=float)
+            point[key] = float(values.mean())
+            point[f"{key}_se"] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+        summary.append(point)
+    return summary
+
+
+def planned_runs(args: argparse.Namespace) -> list[Run]:
+    """Seed by seed (so a cut-short benchmark has whole seeds): ours, TRL, then the ablations."""
+    runs = []
+    for seed in args.seeds:
+        runs += [Run("ours", lr, seed) for lr in args.lrs_ours] + [Run("trl", lr, seed) for lr in args.lrs_trl]
+        runs += [Run(f"ours-{name}", lr, seed) for name in args.ablations for lr in args.ablation_lrs]
+    return runs
 
 
 def base_model_path(args: argparse.Namespace, work: Path) -> str:
     """The folder both frameworks load the starting model from (the tiny test model is saved into `work`)."""
     if not args.smoke:
         return args.model or str(default_model_path())
-    model, tokenizer = tiny_model_and_tokenizer(seed=args.seed)
+    model, tokenizer = tiny_model_and_tokenizer(seed=0)
     model.save_pretrained(work / "tiny")
     tokenizer.save_pretrained(work / "tiny")
     return str(work / "tiny")
@@ -299,28 +376,38 @@ def base_model_path(args: argparse.Namespace, work: Path) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder or cached hub name (default: the embedded SmolLM2-135M)")
-    parser.add_argument("--minutes", type=float, default=3.0, help="training-loop budget per run")
-    parser.add_argument("--lrs-ours", type=float, nargs="+", default=[1e-5, 2e-5, 4e-5])
-    parser.add_argument("--lrs-trl", type=float, nargs="+", default=[1e-5, 2e-5, 4e-5])
+    parser.add_argument("--tokens", type=int, default=9_600, help="completion tokens each run trains on")
+    parser.add_argument("--lrs-ours", type=float, nargs="+", default=[3e-5, 5e-5, 1e-4])
+    parser.add_argument("--lrs-trl", type=float, nargs="+", default=[3e-5, 5e-5, 1e-4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument(
+        "--ablations", nargs="*", choices=sorted(ABLATIONS), default=sorted(ABLATIONS), help="our GRPO's ablations"
+    )
+    parser.add_argument("--ablation-lrs", type=float, nargs="+", default=[5e-5], help="the ablations' learning rates")
     parser.add_argument(
         "--beta", type=float, default=_OURS.kl_coef, help="TRL's KL coefficient (default: the one ours starts at)"
     )
     parser.add_argument("--prompts", default="movie_reviews", help="training prompts")
     parser.add_argument("--eval-prompts", default="movie_reviews:eval")
-    parser.add_argument("--samples-per-prompt", type=int, default=4, help="eval completions per held-out prompt")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples-per-prompt", type=int, default=8, help="eval completions per held-out prompt")
+    parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (one for every model)")
+    parser.add_argument("--resume", action="store_true", help="keep --output's rows of the same settings, run the rest")
     parser.add_argument("--device", default="cpu", help="TRL and evaluation device (the main job always uses CPU)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--output", type=Path, help="JSON file (default: benchmarks/results/vs_trl[_smoke].json)")
-    parser.add_argument("--smoke", action="store_true", help="tiny test model, 3-second runs, 8 eval prompts x 2")
+    parser.add_argument("--smoke", action="store_true", help="tiny test model, 64-token runs, 8 eval prompts x 2")
     args = parser.parse_args(argv)
     if args.output is None:
         args.output = Path(__file__).parent / "results" / ("vs_trl_smoke.json" if args.smoke else "vs_trl.json")
     if args.smoke:
-        args.minutes = 0.05
+        args.tokens = 64
         args.eval_prompts = [p.text for p in make_prompt_source(args.eval_prompts).prompts[:8]]
         args.samples_per_prompt = 2
     return args
+
+
+SHARED_SETTINGS = ("model", "tokens", "beta", "prompts", "eval_prompts", "samples_per_prompt", "seed", "smoke")
+"""The settings every row of one output file must share (``--resume`` keeps rows only when they match)."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -328,7 +415,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     rows: list[dict] = []
+    if args.resume and args.output.exists():
+        previous = json.loads(args.output.read_text(encoding="utf-8"))
+        changed = [k for k in SHARED_SETTINGS if previous["settings"].get(k) != settings[k]]
+        if changed:
+            raise SystemExit(f"Expected {args.output} to hold runs of the same {', '.join(changed)}; start afresh")
+        rows = previous["rows"]
+    done = {(row["variant"], row["lr"], row["seed"]) for row in rows}
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as folder:
         work = Path(folder)
         model_path = base_model_path(args, work)
@@ -336,21 +431,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         before = evaluator(load_model(model_path, device=args.device)[0])
         print(f"before: reward {before.reward_mean:.3f}, distinct-2 {before.distinct2:.3f}", flush=True)
         model_name = "tiny test model" if args.smoke else args.model or DEFAULT_MODEL
-        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        runs = [("ours", lr, train_ours) for lr in args.lrs_ours] + [("trl", lr, train_trl) for lr in args.lrs_trl]
-        for framework, lr, train in runs:
-            torch.manual_seed(args.seed)
-            model, seconds, tokens = train(model_path, lr, args, work)
-            rows.append(result_row(framework, lr, seconds, tokens, before, evaluator(model)))
+        for run in planned_runs(args):
+            if run.key in done:
+                continue
+            torch.manual_seed(run.seed)
+            train = train_trl if run.variant == "trl" else train_ours
+            model, seconds, tokens = train(model_path, run, args, work)
+            rows.append(result_row(run, seconds, tokens, before, evaluator(model), args.tokens))
             row = rows[-1]
             print(
-                f"{framework} lr {lr:g}: {row['train_seconds']:.0f} s, {row['train_tokens']} tokens, gain "
-                f"{row['reward_gain']:+.3f} ± {row['reward_gain_se']:.3f}, KL {row['kl']:.2f}",
+                f"{run.variant} lr {run.lr:g} seed {run.seed}: {row['train_seconds']:.0f} s, {row['train_tokens']} "
+                f"tokens, gain {row['reward_gain']:+.3f} ± {row['reward_gain_se']:.3f}, KL {row['kl']:.2f}",
                 flush=True,
             )
             del model
             gc.collect()
-            atomic_write_json(args.output, {"model": model_name, "settings": settings, "rows": rows})
+            result = {"model": model_name, "settings": settings, "rows": rows, "summary": summarize(rows)}
+            atomic_write_json(args.output, result)
     print_table(rows)
     print(f"\nwrote {args.output}")
 

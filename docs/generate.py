@@ -148,24 +148,34 @@ def default_run_rescore() -> str:
     )
 
 
+VARIANT_NAMES = {"ours": "ours", "trl": "TRL", "ours-k3": "ours, k3 in the loss", "ours-fixed-beta": "ours, fixed beta"}
+
+
 def vs_trl() -> str:
+    """One row per (variant, lr): mean ± SE over its training seeds (each run scored on the same 320 completions)."""
     data = results("vs_trl")
-    rows = []
+    points: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for row in data["rows"]:
+        points.setdefault((row["variant"], row["lr"]), []).append(row)
+    rows = []
+    for (variant, lr), runs in points.items():
+        gains, kls = [r["reward_gain"] for r in runs], [r["kl"] for r in runs]
+        many = len(runs) > 1
         rows.append(
             (
-                "ours" if row["framework"] == "ours" else "TRL",
-                f"{row['lr']:.0e}".replace("e-0", "e-"),
-                f"{row['train_tokens']:,}",
-                f"{row['train_tokens_per_second']:.1f}",
-                pm(row["reward_gain"], row["reward_gain_se"], sign=True),
-                pm(row["kl"], row["kl_se"], 2),
-                f"{row['reward_gain'] / row['kl']:.3f}",
-                f"{row['distinct2_after']:.3f}",
+                VARIANT_NAMES[variant],
+                f"{lr:.0e}".replace("e-0", "e-"),
+                ", ".join(str(r["seed"]) for r in runs),
+                f"{sum(r['train_tokens'] for r in runs) / len(runs):,.0f}",
+                f"{sum(r['train_tokens_per_second'] for r in runs) / len(runs):.1f}",
+                over_seeds(gains, sign=True) if many else pm(gains[0], runs[0]["reward_gain_se"], sign=True),
+                over_seeds(kls, 2) if many else pm(kls[0], runs[0]["kl_se"], 2),
+                f"{sum(gains) / sum(kls):.3f}",
+                f"{sum(r['distinct2_after'] for r in runs) / len(runs):.3f}",
             )
         )
     start = data["rows"][0]["distinct2_before"]
-    header = ("framework", "lr", "training tokens", "tokens/s", "reward gain ± SE", "KL ± SE, nats", "gain per nat")
+    header = ("run", "lr", "seeds", "training tokens", "tokens/s", "reward gain ± SE", "KL ± SE, nats", "gain per nat")
     return table(rows, (*header, f"distinct-2 (start {start:.3f})")) + "\n\n" + source_line("vs_trl")
 
 

@@ -55,7 +55,8 @@ def kl_and_length(lm, tiny) -> tuple[float, float]:
     return result.kl.mean, result.length.mean
 
 
-AGENTS = [(PPO, {}), (REINFORCE, {"epochs": 1}), (GRPO, {})]
+AGENTS = [(PPO, {}), (REINFORCE, {"epochs": 1}), (GRPO, {}), (GRPO, {"kl_estimator": "k3"})]
+AGENT_IDS = ["ppo", "reinforce", "grpo", "grpo-k3"]
 
 
 def penalty_only_agent(tiny, cls, options: dict, policy_model):
@@ -74,7 +75,7 @@ def penalty_only_agent(tiny, cls, options: dict, policy_model):
     )
 
 
-@pytest.mark.parametrize("cls, options", AGENTS, ids=["ppo", "reinforce", "grpo"])
+@pytest.mark.parametrize("cls, options", AGENTS, ids=AGENT_IDS)
 def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
     model, _ = tiny
     agent = penalty_only_agent(tiny, cls, options, drifted(model))
@@ -85,7 +86,7 @@ def test_penalty_alone_brings_a_drifted_policy_back(tiny, cls, options):
     assert end < 0.5 * start, f"KL {start:.3f} -> {end:.3f}"
 
 
-@pytest.mark.parametrize("cls, options", AGENTS, ids=["ppo", "reinforce", "grpo"])
+@pytest.mark.parametrize("cls, options", AGENTS, ids=AGENT_IDS)
 def test_policy_at_the_reference_does_not_move(tiny, cls, options):
     agent = penalty_only_agent(tiny, cls, options, None)
     start_kl, start_length = kl_and_length(agent.policy.model, tiny)
@@ -291,3 +292,10 @@ def test_an_env_penalty_under_an_agent_penalty_is_refused(tiny, agent_class, kwa
     with pytest.raises(ValueError, match="Expected an env built with kl_coef=0 under an agent with its own KL"):
         agent_class(env, kl_coef=0.05, **kwargs)
     agent_class(env, kl_coef=0.0, kl_target=None, **kwargs)  # one penalty: the env's
+
+
+def test_grpo_kl_estimator_is_checked():
+    from agents.config import GRPOConfig
+
+    with pytest.raises(ValueError, match=r"Expected kl_estimator to be one of \('exact', 'k3'\), got 'k2'"):
+        GRPOConfig(kl_estimator="k2")
