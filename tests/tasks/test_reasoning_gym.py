@@ -87,3 +87,23 @@ def test_missing_reasoning_gym_raises_with_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "reasoning_gym", None)
     with pytest.raises(DependencyNotInstalled, match="Run: pip install reasoning-gym"):
         ReasoningGymTask("chain_sum")
+
+
+def test_extraction_lets_the_strict_checker_see_a_number_in_prose():
+    task = make_task("rg:basic_arithmetic", size=20)
+    lenient = make_task("rg:basic_arithmetic", size=20, extraction="last_number")
+    item = task.sample(np.random.default_rng(0), 1)
+    prose = f"Let me compute it step by step. The result is {item.answer}."
+    assert task.score(prose, item)["correct"] == 0.0  # the whole text is not the answer
+    assert lenient.score(prose, item)["correct"] == 1.0
+    assert lenient.score("The result is 123456789.", item)["correct"] == 0.0
+    assert make_task("rg:basic_arithmetic", size=20, extraction=["tag", "last_number"]).extraction == (
+        "tag",
+        "last_number",
+    )
+
+
+@pytest.mark.parametrize("extraction", ["nearest", [], ["tag", "firstnumber"]])
+def test_an_unknown_extraction_is_refused(extraction):
+    with pytest.raises(ValueError, match="Expected extraction to be one of"):
+        make_task("rg:basic_arithmetic", size=20, extraction=extraction)

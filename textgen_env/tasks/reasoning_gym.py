@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from textgen_env.tasks.answers import extract_answer, follows_format, require
+from textgen_env.tasks.answers import EXTRACTION_MODES, extract_answer, follows_format, require
 from textgen_env.tasks.base import AnswerFormat, TaskBase, TaskItem
 from textgen_env.validation import check_int
 
@@ -43,14 +44,20 @@ class ReasoningGymTask(TaskBase):
     the question is reasoning-gym's own text, with the task's answer-format instruction. ``metadata["entry"]`` is
     reasoning-gym's entry.
 
-    Scoring: the answer (tag, boxed, Answer: line, else the whole completion) goes to the dataset's own
-    ``score_answer``; its value is the ``score`` component and ``correct`` is 1 when it is 1.0.
+    Scoring: the answer (by default the tag, boxed, Answer: line, else the whole completion; ``extraction`` picks
+    other modes) goes to the dataset's own ``score_answer``; its value is the ``score`` component and ``correct`` is
+    1 when it is 1.0.
 
     Args:
         dataset: the reasoning-gym dataset name.
         size: items generated per level.
         seed: the seed reasoning-gym generates them from.
         answer_format, system_prompt: as for every built-in task (`TaskBase`).
+        extraction: how the answer is found in a completion: a mode of
+            `textgen_env.tasks.answers.EXTRACTION_MODES` or a list of them, the first that finds something winning
+            (``"auto"``, the default: tag, boxed, Answer: line, else the whole completion). ``"last_number"`` (or
+            ``["tag", "answer_line", "last_number"]``) lets a numeric dataset's strict checker see the number at
+            the end of a small model's prose ("-3 * -9 is 27.").
         **options: dataset options for ``create_dataset`` (see that dataset's config class).
     """
 
@@ -64,8 +71,15 @@ class ReasoningGymTask(TaskBase):
         seed: int = 0,
         answer_format: AnswerFormat = "plain",
         system_prompt: bool = True,
+        extraction: str | Sequence[str] = "auto",
         **options: Any,
     ) -> None:
+        modes = [extraction] if isinstance(extraction, str) else list(extraction)
+        if not modes or any(mode not in EXTRACTION_MODES for mode in modes):
+            raise ValueError(
+                f"Expected extraction to be one of {list(EXTRACTION_MODES)} or a non-empty list of them, got "
+                f"{extraction!r}"
+            )
         factory = _factory()
         if dataset not in factory.DATASETS:
             close = difflib.get_close_matches(str(dataset), list(factory.DATASETS), n=3)
@@ -82,6 +96,7 @@ class ReasoningGymTask(TaskBase):
         self.size = size
         self.seed = seed
         self.options = dict(options)
+        self.extraction: tuple[str, ...] = tuple(modes)
         self._configs: list[dict[str, Any]] = []
         if options or not factory.has_curriculum(dataset):
             self._configs.append(dict(options))
@@ -130,7 +145,7 @@ class ReasoningGymTask(TaskBase):
         return scores
 
     def _score(self, completion: str, item: TaskItem) -> tuple[bool, bool]:
-        found = extract_answer(completion, ("tag", "boxed", "answer_line", "whole"))
+        found = extract_answer(completion, self.extraction)
         value = float(self._dataset(item.difficulty).score_answer(answer=found, entry=item.metadata["entry"]))
         self._last_score = value
         return value >= 1.0, follows_format(completion, self.answer_format, lambda text: bool(text))
