@@ -25,7 +25,8 @@ from transformers import PreTrainedModel
 from agents.checkpoint import read_checkpoint
 from agents.config import AgentConfig
 from agents.distributed import SINGLE_PROCESS, DistributedContext
-from agents.functional import kl_penalized_rewards, last_action_columns, masked_sum, selective_log_softmax
+from agents.episode_loop import run_episodes
+from agents.functional import kl_penalized_rewards, last_action_columns, masked_sum
 from agents.kl_control import AdaptiveKLController, FixedKLController
 from agents.policy import LMPolicy
 from agents.rollout import Episode, Rollout, RolloutBatch, later_replies_total
@@ -221,72 +222,14 @@ class Agent(abc.ABC):
         """(B,) actions from (B, V) policy logits (overridden by value-based agents)."""
         return sample_tokens(logits, temperature=temperature, generator=self.generator)
 
-    @torch.no_grad()
-    def _collect_round(self, seeds: list[int], temperature: float) -> list[Episode]:
-        """One episode per slot; in a conversation env (TextDialogue-v0) one per assistant reply, each with the
-        conversation so far as its prompt (user turns are never actions, so never in the loss or the KL) and the
-        rewards of the conversation's later replies added to its last token (the return is the conversation's)."""
-        env, n = self.env, self.env.num_envs
-        obs, _ = env.reset(seed=seeds)  # type: ignore[arg-type]  # list[int] suits both envs; lists are invariant
-        cache = self.policy.rollout_cache(n)
-        prompts = _prompt_ids(obs, range(n))
-        tokens: list[list[int]] = [list(p) for p in prompts]
-        restart = [True] * n
-        active = np.ones(n, dtype=bool)
-        records = [_new_record() for _ in range(n)]
-        replies: list[list[Episode]] = [[] for _ in range(n)]
-        while active.any():
-            logits, values = self.policy.rollout_step(cache, tokens, restart)
-            actions = self.sample_actions(logits, temperature)
-            logprobs = selective_log_softmax(logits / temperature, actions)
-            obs, rewards, terminated, truncated, infos = env.step_unfinished(actions.numpy())
-            tokens, restart = [[int(a)] for a in actions], [False] * n
-            reply_ended = infos.get("reply_ended", np.zeros(n, dtype=bool))
-            inserted = _env_tokens(infos, n)  # tool results the env appended after each action
-            for i in np.flatnonzero(active):
-                record = records[i]
-                record["actions"].append(int(actions[i]))
-                record["rewards"].append(float(rewards[i]))
-                record["logprobs"].append(float(logprobs[i]))
-                if values is not None:
-                    record["values"].append(float(values[i]))
-                record["env"].append(False)
-                if inserted[i]:  # env tokens: conditioned on, never actions (0 log-prob, reward and value)
-                    k = len(inserted[i])
-                    record["actions"].extend(inserted[i])
-                    record["env"].extend([True] * k)
-                    record["rewards"].extend([0.0] * k)
-                    record["logprobs"].extend([0.0] * k)
-                    if values is not None:
-                        record["values"].extend([0.0] * k)
-                    tokens[i], restart[i] = prompts[i] + record["actions"], True  # the cache takes the text anew
-                over = bool(terminated[i] or truncated[i])
-                if over or bool(reply_ended[i]):
-                    replies[i].append(
-                        Episode(
-                            prompt=str(infos["prompt"][i]),
-                            completion=str(infos["text"][i]),
-                            prompt_ids=prompts[i],
-                            completion_ids=record["actions"],
-                            rewards=record["rewards"],
-                            logprobs=record["logprobs"],
-                            values=record["values"],
-                            slot=int(i),
-                            turn=len(replies[i]),
-                            env_token_mask=record["env"] if any(record["env"]) else [],
-                        )
-                    )
-                    records[i] = _new_record()
-                if over:
-                    active[i] = False
-                elif reply_ended[i]:  # the user answered: the next reply starts from the longer conversation
-                    prompts[i] = _prompt_ids(obs, [i])[0]
-                    tokens[i], restart[i] = list(prompts[i]), True
-        finished = []
-        for episodes in replies:
-            for earlier, later in zip(episodes[-2::-1], episodes[:0:-1]):  # last reply first
-                earlier.rewards[-1] += sum(later.rewards)
-            finished.extend(episodes)
+    def _collect_round(
+        self, seeds: list[int], temperature: float, options: dict[str, Any] | None = None
+    ) -> list[Episode]:
+        """One round of `run_episodes` on the agent's env (one episode per slot, one per reply in a conversation),
+        sampling with the agent's `sample_actions`; counts the actions into ``num_timesteps``."""
+        finished = run_episodes(
+            self.env, self.policy, seeds, lambda logits: self.sample_actions(logits, temperature), temperature, options
+        )
         self.num_timesteps += sum(e.num_actions for e in finished)
         return finished
 
@@ -469,24 +412,6 @@ def adamw(groups: list[dict[str, Any]], weight_decay: float) -> torch.optim.Adam
     devices = {p.device.type for group in groups for p in group["params"]}
     fused = devices <= {"cpu", "cuda"} and all(p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=True if fused else None)
-
-
-def _new_record() -> dict[str, list]:
-    return {"actions": [], "rewards": [], "logprobs": [], "values": [], "env": []}
-
-
-def _env_tokens(infos: dict[str, Any], n: int) -> list[list[int]]:
-    """Per slot, the token ids the env inserted after this step's action (``info["env_tokens"]``; [] for none)."""
-    values, present = infos.get("env_tokens"), infos.get("_env_tokens")
-    if values is None or present is None:
-        return [[] for _ in range(n)]
-    return [[int(t) for t in values[i]] if present[i] else [] for i in range(n)]
-
-
-def _prompt_ids(obs: dict[str, np.ndarray], slots: Any) -> list[list[int]]:
-    """The unpadded prompt tokens of `slots` in a token observation."""
-    ids, mask = obs["input_ids"], obs["attention_mask"].astype(bool)
-    return [ids[i][mask[i]].tolist() for i in slots]
 
 
 def _as_vector_env(env: Any) -> TextGenVectorEnv | TextDialogueVectorEnv:

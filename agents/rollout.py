@@ -40,6 +40,9 @@ class Episode:
     env_token_mask: list[bool] = field(default_factory=list)
     """Per completion token, True where the env inserted it (a tool result): the policy conditioned on it but did not
     choose it, so it is no action (its log-prob, value and reward are 0). Empty: every token is an action."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the env's last step reported about the episode (`agents.episode_loop.EPISODE_INFO_KEYS`: the task item and
+    its scores, the tool calls, the stop reason), where it reported it."""
 
     @property
     def score(self) -> float:

@@ -27,6 +27,7 @@ AGENT_LAYERS: list[tuple[str, ...]] = [
     ("agents.functional", "agents.sampling", "agents.kl_control", "agents._moved"),
     ("agents.rollout", "agents.config", "agents.checkpoint", "agents.distributed", "agents.group_rewards"),
     ("agents.policy",),
+    ("agents.episode_loop",),
     ("agents.base",),
     tuple(sorted(ALGORITHMS)),
     ("agents.evaluation", "agents.reward_model"),

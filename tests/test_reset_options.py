@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"promt": "x"}, ValueError, r"Expected options keys among \['prompt'\], got unknown key\(s\) \['promt'\]"),
+        ({"promt": "x"}, ValueError, r"Expected options keys among \['prompt', 'item'\], got unknown key\(s\) \['pr"),
         ({"reset_mask": np.ones(1, bool)}, ValueError, r"\['reset_mask'\] \('reset_mask' is an option of the vector"),
         ({"prompt": 3}, TypeError, r"Expected options\['prompt'\] to be a str, got int 3"),
         ({"prompt": ["a"]}, TypeError, r"Expected options\['prompt'\] to be a str, got list"),
@@ -26,7 +26,7 @@ def test_single_env_bad_options(make_env, options, error, match):
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"seed": 1}, ValueError, r"Expected options keys among \['prompt', 'reset_mask'\], got unknown key\(s\)"),
+        ({"seed": 1}, ValueError, r"Expected options keys among \['prompt', 'item', 'reset_mask'\], got unknown key"),
         ({"reset_mask": [True, False]}, TypeError, r"Expected options\['reset_mask'\] to be a numpy array, got list"),
         ({"reset_mask": np.array([1, 0])}, TypeError, r"options\['reset_mask'\] to have dtype bool, got int64"),
         ({"reset_mask": np.ones(3, bool)}, ValueError, r"options\['reset_mask'\] of shape \(2,\), got \(3,\)"),
@@ -67,3 +67,51 @@ def test_options_are_not_modified(make_vec_env):
     options = {"reset_mask": np.array([True, True]), "prompt": "the dog"}
     make_vec_env(2).reset(seed=0, options=options)
     assert set(options) == {"reset_mask", "prompt"}
+
+
+def test_a_task_env_starts_from_given_items_and_keeps_them_out_of_the_curriculum(tiny):
+    from textgen_env import TextGenVectorEnv
+    from textgen_env.tasks import TaskSampler
+
+    model, tokenizer = tiny
+    env = TextGenVectorEnv(
+        num_envs=2, model=model, tokenizer=tokenizer, task="arithmetic", difficulty="auto", max_new_tokens=2
+    )
+    items = [TaskSampler(env.task, seed=s, split="eval", difficulty=2).next() for s in (0, 1)]
+    _, info = env.reset(seed=0, options={"item": items})
+    assert list(info["task"]["question"]) == [item.question for item in items]
+    log = env.task_log()
+    for _ in range(2):
+        env.step_unfinished(np.zeros(2, dtype=np.int64))
+    assert env.task_log() == log  # scored (info["task"] has "correct"), but the curriculum did not move
+    _, info = env.reset(seed=0, options={"item": items[0]})  # one item for every slot
+    assert info["task"]["question"][1] == items[0].question
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"item": "3 + 4"}, TypeError, r"Expected options\['item'\] to be a textgen_env.tasks.TaskItem, got str"),
+        ({"item": [None]}, ValueError, r"Expected options\['item'\] to hold 2 items \(one per env\), got 1"),
+    ],
+)
+def test_bad_item_options(tiny, options, error, match):
+    from textgen_env import TextGenVectorEnv
+
+    model, tokenizer = tiny
+    env = TextGenVectorEnv(num_envs=2, model=model, tokenizer=tokenizer, task="arithmetic", max_new_tokens=2)
+    with pytest.raises(error, match=match):
+        env.reset(seed=0, options=options)
+
+
+def test_an_item_option_needs_a_task_env(tiny):
+    from textgen_env import TextGenVectorEnv
+    from textgen_env.tasks import TaskSampler, make_task
+
+    model, tokenizer = tiny
+    env = TextGenVectorEnv(num_envs=1, model=model, tokenizer=tokenizer, prompts=["a"], max_new_tokens=2)
+    item = TaskSampler(make_task("arithmetic"), seed=0, split="eval", difficulty=1).next()
+    with pytest.raises(ValueError, match="Expected an item option only in a task env"):
+        env.reset(seed=0, options={"item": [item]})
+    with pytest.raises(ValueError, match=r"Expected options\['prompt'\] or options\['item'\], got both"):
+        env.reset(seed=0, options={"item": [item], "prompt": "x"})

@@ -87,7 +87,9 @@ class TextGenConfig:
     tools: Sequence[Tool | str] = ()
     """Tools the policy may call inside an episode: built-in names (``"calculator"``, ``"python"``, ``"search"``) or
     ``textgen_env.tools.Tool`` instances. When a call closes in the completion, the env runs it and appends the
-    result as env tokens (never actions; ``info["env_tokens"]``), and the episode goes on (see ``docs/tools.md``)."""
+    result as env tokens (never actions; ``info["env_tokens"]``), and the episode goes on (see ``docs/tools.md``).
+    With a task, the system prompt of each item ends with the tools' description and call format; other prompts are
+    the user's to write (``CALL_FORMATS[...].describe(registry)`` gives the paragraph)."""
     tool_format: Literal["auto", "tags", "hermes"] = "auto"
     """How calls and results are written: ``"tags"`` (``<tool_call>{json}</tool_call>``, results in
     ``<tool_result>...</tool_result>``), ``"hermes"`` (results in ``<tool_response>...</tool_response>``), ``"auto"``:

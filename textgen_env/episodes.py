@@ -11,6 +11,7 @@ Token observations are **left-padded**: a slot's newest token is always in the l
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from typing import Any, cast
@@ -93,6 +94,7 @@ class EpisodeBatch:
             self.task = TaskSource(config.task, config.task_kwargs, config.difficulty, config.task_split)
         self.items: list[TaskItem | None] = [None] * num_slots  # each slot's task item (with a task)
         self.task_scores: list[dict[str, float] | None] = [None] * num_slots  # its scores once the episode ended
+        self.given_items = [False] * num_slots  # whether each slot's item came from a reset option
         spec = config.reward_spec
         self.has_package_reward = spec is not None
         self.reward = make_reward(spec, config.reward_kwargs) if spec is not None else _NO_REWARD
@@ -166,7 +168,7 @@ class EpisodeBatch:
         restart: np.ndarray,
         rngs: Sequence[np.random.Generator | None],
         idle: np.ndarray | None = None,
-        prompts: Sequence[Prompt | None] | None = None,
+        prompts: Sequence[Prompt | TaskItem | None] | None = None,
     ) -> StepBatch:
         """Restart the slots where `restart` is True (new prompt), leave the idle ones and step the others.
 
@@ -177,8 +179,8 @@ class EpisodeBatch:
             rngs: per slot, the generator that picks its next prompt (used only for restarting slots).
             idle: (N,) bool, slots that neither restart nor step, finished or not: their episode (tokens, returns,
                 reward state, model outputs) stays exactly as it is, nothing is scored, their reward is 0.
-            prompts: per slot, the prompt a restarting slot starts from; None (or a None entry) draws one from the
-                slot's generator.
+            prompts: per slot, the prompt (or task item, in a task env) a restarting slot starts from; None (or a
+                None entry) draws one from the slot's generator.
         """
         result = StepBatch(self.num_slots)
         idle = np.zeros(self.num_slots, dtype=bool) if idle is None else np.asarray(idle, dtype=bool) & ~restart
@@ -296,7 +298,8 @@ class EpisodeBatch:
             scores = self.task.score(self.completions[row], item)
             self.task_scores[row] = scores
             correct[j], formatted[j] = scores.get("correct", 0.0), scores.get("format", 0.0)
-            self.task.record(correct[j])
+            if not self.given_items[row]:
+                self.task.record(correct[j])
         parts["correct"] = self.config.correct_weight * correct
         parts["format"] = self.config.format_weight * formatted
         return parts["correct"] + parts["format"]
@@ -306,12 +309,24 @@ class EpisodeBatch:
         return self.task.log() if self.task is not None else {}
 
     def task_prompt(self, item: TaskItem) -> str:
-        """The prompt text of a task item, as this env renders it (chat template or plain transcript)."""
+        """The prompt text of a task item, as this env renders it (chat template or plain transcript); with tools,
+        the system prompt ends with their description and call format (`CallFormat.describe`)."""
+        if self.tools is not None:
+            described = self.tools.format.describe(self.tools.registry)
+            system = f"{item.system_prompt}\n\n{described}" if item.system_prompt else described
+            item = dataclasses.replace(item, system_prompt=system)
         return render_item(self.tokenizer, item, template=self.config.chat_template)
 
-    def _restart(self, slot: int, rng: np.random.Generator | None, prompt: Prompt | None = None) -> None:
+    def _restart(self, slot: int, rng: np.random.Generator | None, prompt: Prompt | TaskItem | None = None) -> None:
         self.items[slot], self.task_scores[slot] = None, None
-        if prompt is not None and self.task is not None:
+        self.given_items[slot] = False
+        if isinstance(prompt, TaskItem):  # a given item (an evaluation's): scored, but kept out of the curriculum
+            if self.task is None:
+                raise ValueError("Expected an item option only in a task env (task=...), got one in an env without")
+            item = self.items[slot] = prompt
+            self.given_items[slot] = True
+            prompt = Prompt(self.task_prompt(item), (item.answer,))
+        elif prompt is not None and self.task is not None:
             raise ValueError(
                 f"Expected no prompt option in a task env (its items are the prompts), got {prompt.text!r}"
             )

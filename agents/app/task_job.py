@@ -158,6 +158,8 @@ def task_summary_lines(report: dict[str, Any]) -> list[str]:
     ]
     names = {"accuracy": "accuracy (T=1)", "greedy_accuracy": "greedy accuracy", "pass_at_k": "pass@k"}
     names.update({"format_rate": "format rate", "length": "length (tokens)", "kl": "KL (nats)"})
+    if "tool_use" in gain:  # an env with tools
+        names.update({"tool_use": "tool use", "tool_calls": "tool calls"})
     for key, label in names.items():
         lines.append(
             f"  {label:<16} {b[key]:.3f} -> {a[key]:.3f}   paired gain {gain[key]:+.3f} ± {gain[f'{key}_se']:.3f}"

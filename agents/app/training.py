@@ -54,6 +54,7 @@ from textgen_env.edit import TextEditVectorEnv
 from textgen_env.edit.drafts import make_draft_source
 from textgen_env.models import DEFAULT_MODEL
 from textgen_env.storage import atomic_write_json, fault_point, recover_folder
+from textgen_env.tools import BUILTIN_TOOLS
 from textgen_env.validation import check_positive as _positive
 
 __all__ = ["ENVS", "MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
@@ -158,6 +159,11 @@ class TrainSettings:
     """With task: held-out items per evaluated level (eval_samples_per_prompt samples each, and one greedy)."""
     format_weight: float = 0.0
     """With task: reward for an answer in the task's format, on top of 1 for a correct one."""
+    tools: str | None = None
+    """With task: comma-separated built-in tools the policy may call (calculator, python, search; described in the
+    system prompt). The env runs each call and inserts its result as env tokens, never actions, so never in the loss
+    or the KL; the held-out evaluation steps the env so that calls run there too, and reports the share of
+    completions that call a tool and the calls per completion."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): GRPO with lr 5e-5, bfloat16 forwards, group-centred rewards and a KL coefficient that
@@ -170,6 +176,12 @@ class TrainSettings:
         if self.task is not None:
             apply_task_defaults(self, {f.name: f.default for f in fields(TrainSettings)})
         _positive("eval_items", self.eval_items, integer=True)
+        if self.tools is not None:
+            self.tool_names()  # raises on an unknown name
+            if self.task is None:
+                raise ValueError(
+                    f"Expected tools only with a task (--task NAME --tools ...), got tools={self.tools!r} without one"
+                )
         if self.steps is None:
             self.steps = 1_200 if self.env == "edit" else 19_200
         _positive("max_turns", self.max_turns, integer=True)
@@ -193,6 +205,16 @@ class TrainSettings:
         if not isinstance(self.agent_options, dict):
             raise TypeError(f"Expected agent_options to be a dict, got {type(self.agent_options).__name__}")
         config_class.from_dict({**self.agent_options, "seed": self.seed})  # unknown or invalid options raise here
+
+    def tool_names(self) -> list[str]:
+        """`tools` as a list of built-in names (empty without tools)."""
+        if self.tools is None:
+            return []
+        names = [name.strip() for name in self.tools.split(",") if name.strip()]
+        unknown = [name for name in names if name not in BUILTIN_TOOLS]
+        if unknown or not names:
+            raise ValueError(f"Expected tools among {list(BUILTIN_TOOLS)} (comma-separated), got {self.tools!r}")
+        return names
 
     def reward_kwargs(self) -> dict[str, Any] | None:
         """The reward's constructor arguments: the reward model's folder for reward-model, else none."""
@@ -253,6 +275,7 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             task_kwargs=parse_task_kwargs(settings.task_kwargs),
             difficulty=parse_difficulty(settings.difficulty),
             format_weight=settings.format_weight,
+            tools=settings.tool_names(),
             max_new_tokens=settings.max_new_tokens,
             device=ctx.device(settings.device),
         )

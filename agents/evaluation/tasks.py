@@ -5,6 +5,11 @@
 the env's task; the random numbers depend only on ``seed`` and the position, so two evaluations with the same seed
 (before and after training) draw the same uniforms for the same (item, sample), and `paired_task_gain` compares them
 item by item. Every standard error treats an item (the mean of its samples) as one independent unit.
+
+With an env that has tools, the completions are sampled by stepping the env (`agents.episode_loop.run_episodes`,
+each item given by a reset option), so that calls run and their results are inserted as in training; the score is
+the env's own, the KL is summed over the policy's tokens only (never the inserted ones), and ``tool_calls`` counts
+each completion's calls (``tool_use`` and ``tool_calls`` in the summary).
 """
 
 from __future__ import annotations
@@ -14,10 +19,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
+import torch
 
+from agents.episode_loop import run_episodes
 from agents.evaluation.statistics import mean_with_error, paired_difference
-from agents.evaluation.textgen import completion_kls, generate_completions
+from agents.evaluation.textgen import batch_generator, completion_kls, generate_completions
+from agents.functional import exact_kl_from_logits, masked_sum
 from agents.policy import LMPolicy
+from agents.rollout import Episode, RolloutBatch
+from agents.sampling import sample_tokens
 from textgen_env import TextGenVectorEnv
 from textgen_env.tasks import Task, TaskItem, TaskSampler
 
@@ -73,6 +83,8 @@ class TaskEvalResult:
     """Tokens of each sampled completion."""
     samples: list[dict[str, Any]] = field(default_factory=list)
     """Question, reference answer, the first sampled completion and the greedy one, per item."""
+    tool_calls: list[list[float]] | None = None
+    """Tool calls of each sampled completion (an env with tools); None without tools."""
 
     @property
     def num_items(self) -> int:
@@ -90,10 +102,17 @@ class TaskEvalResult:
             return np.array([np.mean(row) for row in sampled[name]], dtype=np.float64)
         if name == "pass_at_k":
             return np.array([float(max(row)) for row in self.sampled_correct])
+        if name in ("tool_use", "tool_calls"):
+            if self.tool_calls is None:
+                raise ValueError(f"Expected an evaluation with tools for {name!r}, got one without")
+            used = name == "tool_use"
+            return np.array([np.mean([float(c > 0) if used else c for c in row]) for row in self.tool_calls])
         return np.asarray({"greedy_accuracy": self.greedy_correct, "greedy_format_rate": self.greedy_format}[name])
 
     MEASURES = ("accuracy", "greedy_accuracy", "pass_at_k", "format_rate", "greedy_format_rate", "length", "kl")
     """What `summary` reports, each as mean and SE over items."""
+    TOOL_MEASURES = ("tool_use", "tool_calls")
+    """With tools, also: the share of sampled completions that call a tool, and their calls per completion."""
 
     def summary(self) -> dict[str, Any]:
         """Each measure's mean and SE over items, overall and by difficulty, with the sizes behind them."""
@@ -105,7 +124,7 @@ class TaskEvalResult:
             "seed": self.seed,
         }
         levels = np.asarray(self.difficulties)
-        for name in self.MEASURES:
+        for name in self.MEASURES + (self.TOOL_MEASURES if self.tool_calls is not None else ()):
             stats = _rate(self._per_item(name))
             out[name], out[f"{name}_se"] = stats["mean"], stats["se"]
         out["by_difficulty"] = {
@@ -147,20 +166,37 @@ def evaluate_task(
     if not items:
         raise ValueError("Expected at least one item to evaluate, got none")
     task, k = env.task, samples_per_item
-    prompts = [env.task_prompt(item) for item in items]
+    repeated_items = [item for item in items for _ in range(k)]
+    tool_calls: list[float] | None = None
+    if getattr(env.config, "tools", ()):  # step the env, so that the calls run
+        with policy.float32():
+            sampled = _through_env(policy, env, repeated_items, temperature, seed)
+            greedy_episodes = _through_env(policy, env, list(items), 0.0, seed)
+            kls = _episode_kls(policy, sampled, temperature, batch_size)
+        texts = [e.completion for e in sampled]
+        greedy_texts = [e.completion for e in greedy_episodes]
+        scores = [e.info["task"] for e in sampled]  # the env's own scores of what it ran
+        greedy_scores = [e.info["task"] for e in greedy_episodes]
+        lengths = [e.num_actions for e in sampled]
+        tool_calls = [float(e.info.get("tool_call_count", 0)) for e in sampled]
+    else:
+        prompts = [env.task_prompt(item) for item in items]
 
-    def decode(ids: list[int]) -> str:
-        return cast(str, policy.tokenizer.decode(ids, skip_special_tokens=True))
+        def decode(ids: list[int]) -> str:
+            return cast(str, policy.tokenizer.decode(ids, skip_special_tokens=True))
 
-    with policy.float32():
-        repeated = [prompt for prompt in prompts for _ in range(k)]
-        pairs = generate_completions(policy, env, repeated, temperature=temperature, seed=seed, batch_size=batch_size)
-        greedy = generate_completions(policy, env, prompts, temperature=0.0, seed=seed, batch_size=batch_size)
-        kls = completion_kls(policy, pairs, temperature=temperature, batch_size=batch_size)
-    texts = [decode(completion) for _, completion in pairs]
-    greedy_texts = [decode(completion) for _, completion in greedy]
-    scores = [task.score(text, items[i // k]) for i, text in enumerate(texts)]
-    greedy_scores = [task.score(text, item) for text, item in zip(greedy_texts, items)]
+        with policy.float32():
+            repeated = [prompt for prompt in prompts for _ in range(k)]
+            pairs = generate_completions(
+                policy, env, repeated, temperature=temperature, seed=seed, batch_size=batch_size
+            )
+            greedy = generate_completions(policy, env, prompts, temperature=0.0, seed=seed, batch_size=batch_size)
+            kls = completion_kls(policy, pairs, temperature=temperature, batch_size=batch_size)
+        texts = [decode(completion) for _, completion in pairs]
+        greedy_texts = [decode(completion) for _, completion in greedy]
+        scores = [task.score(text, items[i // k]) for i, text in enumerate(texts)]
+        greedy_scores = [task.score(text, item) for text, item in zip(greedy_texts, items)]
+        lengths = [len(completion) for _, completion in pairs]
 
     def rows(values: Sequence[Any]) -> list[list[Any]]:
         return [list(values[i * k : (i + 1) * k]) for i in range(len(items))]
@@ -178,12 +214,45 @@ def evaluate_task(
         greedy_correct=[float(s["correct"]) for s in greedy_scores],
         greedy_format=[float(s["format"]) for s in greedy_scores],
         kls=rows([float(value) for value in kls]),
-        lengths=rows([len(completion) for _, completion in pairs]),
+        lengths=rows(lengths),
         samples=[
             {"question": item.question, "answer": item.answer, "sampled": texts[i * k], "greedy": greedy_texts[i]}
             for i, item in enumerate(items)
         ],
+        tool_calls=None if tool_calls is None else rows(tool_calls),
     )
+
+
+def _through_env(
+    policy: LMPolicy, env: TextGenVectorEnv, items: Sequence[TaskItem], temperature: float, seed: int
+) -> list[Episode]:
+    """One episode per item, stepping `env` (its tools run) in batches of its slots; each batch samples from its own
+    generator, a function of (seed, batch index), so two evaluations with the same seed draw the same uniforms."""
+    n, episodes = env.num_envs, []
+    for batch_index, start in enumerate(range(0, len(items), n)):
+        chunk = list(items[start : start + n])
+        generator = batch_generator(seed, batch_index)
+
+        def sample(logits: torch.Tensor, generator: torch.Generator = generator) -> torch.Tensor:
+            return sample_tokens(logits, temperature=temperature, generator=generator)
+
+        given = chunk + [chunk[-1]] * (n - len(chunk))  # spare slots repeat the last item; their episodes are dropped
+        ran = run_episodes(env, policy, list(range(n)), sample, temperature, options={"item": given})
+        episodes.extend(sorted(ran, key=lambda e: e.slot)[: len(chunk)])
+    return episodes
+
+
+def _episode_kls(policy: LMPolicy, episodes: list[Episode], temperature: float, batch_size: int) -> list[float]:
+    """Per episode, the summed exact KL(policy || reference) over the policy's own tokens (not the env's)."""
+    kls: list[float] = []
+    for start in range(0, len(episodes), batch_size):
+        batch = RolloutBatch.from_episodes(episodes[start : start + batch_size], policy.tokenizer.pad_token_id)
+        batch = batch.to(policy.device)
+        with torch.no_grad():
+            logits = policy.score(batch, temperature=temperature).logits
+            kl = exact_kl_from_logits(logits, policy.reference_logits(batch, temperature=temperature))
+        kls.extend(masked_sum(kl, batch.completion_mask, dim=1).tolist())
+    return kls
 
 
 def paired_task_gain(before: TaskEvalResult, after: TaskEvalResult) -> dict[str, Any]:
@@ -202,7 +271,9 @@ def paired_task_gain(before: TaskEvalResult, after: TaskEvalResult) -> dict[str,
         )
     levels = np.asarray(before.difficulties)
     out: dict[str, Any] = {}
-    for name in TaskEvalResult.MEASURES:
+    tools = before.tool_calls is not None and after.tool_calls is not None
+    measures = TaskEvalResult.MEASURES + (TaskEvalResult.TOOL_MEASURES if tools else ())
+    for name in measures:
         gain = paired_difference(before._per_item(name), after._per_item(name))
         out[name], out[f"{name}_se"] = gain.mean, gain.se
     out["by_difficulty"] = {}
@@ -212,6 +283,6 @@ def paired_task_gain(before: TaskEvalResult, after: TaskEvalResult) -> dict[str,
             name: dict(
                 zip(("mean", "se"), paired_difference(before._per_item(name)[rows], after._per_item(name)[rows]))
             )
-            for name in TaskEvalResult.MEASURES
+            for name in measures
         }
     return out

@@ -24,6 +24,7 @@ from textgen_env.prompts import make_prompt_source
 
 __all__ = [
     "EvalResult",
+    "batch_generator",
     "completion_kls",
     "distinct_n",
     "evaluate",
@@ -43,7 +44,7 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def _batch_generator(seed: int, batch_index: int) -> torch.Generator:
+def batch_generator(seed: int, batch_index: int) -> torch.Generator:
     """The generator of one batch: a function of (seed, batch index) only, whatever ran before."""
     state = np.random.SeedSequence([seed, batch_index]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
@@ -75,7 +76,7 @@ def generate_completions(
     rules = env.config.stop_rules(policy.tokenizer.eos_token_id)
     results: list[tuple[list[int], list[int]]] = []
     for batch_index, start in enumerate(range(0, len(prompts), batch_size)):
-        rng = _batch_generator(seed, batch_index) if seed is not None else generator
+        rng = batch_generator(seed, batch_index) if seed is not None else generator
         chunk = [env.encode_prompt(p) for p in prompts[start : start + batch_size]]
         completions = generate(
             policy.model,

@@ -41,6 +41,16 @@ def test_train_task_writes_the_paired_task_evaluation(math_model_dir, tmp_path, 
     assert "accuracy (T=1)" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:Prompt of")  # the tools' description is longer than the tiny model's window
+def test_train_task_with_tools_reports_tool_use(math_model_dir, tmp_path, capsys):
+    assert _train(math_model_dir, str(tmp_path / "run"), "--tools", "calculator") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    for part in ("before", "after"):
+        assert 0.0 <= report["task_eval"][part]["tool_use"] <= 1.0 and report["task_eval"][part]["tool_calls"] >= 0
+    assert "tool_use" in report["task_eval"]["gain"] and "tool use" in capsys.readouterr().out
+    assert report["settings"]["tools"] == "calculator"
+
+
 def test_auto_difficulty_is_logged_per_iteration(math_model_dir, tmp_path):
     assert _train(math_model_dir, str(tmp_path / "run"), "--difficulty", "auto", "--eval-difficulties", "1") == 0
     with (tmp_path / "run" / "progress.csv").open() as stream:
@@ -69,8 +79,10 @@ def test_eval_task_reports_the_trained_model_against_its_reference(math_model_di
         (["--task", "arithmetic", "--difficulty", "hard"], "Expected difficulty to be an int, 'auto' or none"),
         (["--task", "arithmetic", "--difficulty", "42"], "Expected difficulty for task 'arithmetic'"),
         (["--task", "arithmetic", "--task-kwargs", "[1]"], "Expected task_kwargs to be a JSON object"),
+        (["--tools", "calculator"], "Expected tools only with a task"),
+        (["--task", "arithmetic", "--tools", "abacus"], "Expected tools among ['calculator', 'python', 'search']"),
     ],
-    ids=["unknown-task", "bad-difficulty", "difficulty-out-of-range", "bad-kwargs"],
+    ids=["unknown-task", "bad-difficulty", "difficulty-out-of-range", "bad-kwargs", "tools-without-task", "bad-tool"],
 )
 def test_bad_task_flags_end_in_one_error_line(math_model_dir, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from agents.evaluation.tasks import TaskEvalResult, evaluate_task, held_out_items, paired_task_gain
 from agents.policy import LMPolicy
@@ -89,3 +90,49 @@ def test_evaluate_task_refuses_an_env_without_a_task(tiny):
     env = TextGenVectorEnv(num_envs=1, model=model, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="Expected an env built with task="):
         evaluate_task(LMPolicy(model, tokenizer, value_head=False, reference=model), env, [])
+
+
+@pytest.mark.filterwarnings("ignore:Prompt of")  # the tools' description is longer than the tiny model's window
+def test_with_tools_the_evaluation_steps_the_env_and_counts_the_calls(monkeypatch):
+    """A scripted policy calls the calculator in every completion: the calls run (their results are in the text),
+    are counted, stay out of the length and the KL, and the env's scores agree with the task's own."""
+    import agents.evaluation.tasks as tasks_module
+    from agents.evaluation.textgen import completion_kls
+    from textgen_env.testing import tiny_tool_model_and_tokenizer
+    from textgen_env.tools import CALL_FORMATS
+
+    model, tokenizer = tiny_tool_model_and_tokenizer()
+    reference, _ = tiny_tool_model_and_tokenizer(seed=1)
+    env = TextGenVectorEnv(
+        num_envs=2,
+        model=model,
+        tokenizer=tokenizer,
+        task="arithmetic",
+        tools=["calculator"],
+        max_prompt_tokens=40,
+        max_new_tokens=100,
+    )
+    script = tokenizer(CALL_FORMATS["tags"].call_text("calculator", {"expression": "1+1"}) + "2")["input_ids"]
+    script = [*script, tokenizer.eos_token_id]
+    steps = [0]
+
+    def scripted(logits, temperature, generator):
+        token = script[steps[0] % len(script)]
+        steps[0] += 1
+        return torch.full((logits.shape[0],), token, dtype=torch.long)
+
+    monkeypatch.setattr(tasks_module, "sample_tokens", scripted)
+    policy = LMPolicy(model, tokenizer, value_head=False, reference=reference)
+    items = held_out_items(env.task, difficulties=[1], items_per_difficulty=3, seed=0)
+    result = evaluate_task(policy, env, items, samples_per_item=2, seed=0)
+    assert result.tool_calls == [[1.0, 1.0]] * 3
+    summary = result.summary()
+    assert summary["tool_use"] == 1.0 and summary["tool_calls"] == 1.0
+    assert all(row == [len(script)] * 2 for row in result.lengths)  # the policy's tokens only
+    for sample, item, correct in zip(result.samples, items, result.sampled_correct):
+        assert "<tool_result>2</tool_result>" in sample["sampled"]
+        assert correct[0] == env.task.score(sample["sampled"], item)["correct"]  # the env scored what it ran
+    prompt = env.encode_prompt(env.task_prompt(items[0]))
+    whole = tokenizer(sample["sampled"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with_env_tokens = completion_kls(policy, [(prompt, whole)], temperature=1.0)[0]
+    assert 0 < result.kls[0][0] < with_env_tokens  # the inserted result's positions are not charged
