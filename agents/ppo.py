@@ -19,6 +19,7 @@ Why not the exact KL in the reward: KL(pi(.|s_t) || ref(.|s_t)) is the same for 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from agents.base import Agent
 from agents.config import PPOConfig
@@ -70,7 +71,8 @@ class PPO(Agent):
                     logp, batch.logprobs, batch.advantages, m, config.clip_range
                 )
                 value_loss = clipped_value_loss(scored.values, batch.values, batch.returns, m, config.clip_range_value)
-                entropy = masked_mean(entropy_from_logits(scored.logits), m)
+                with torch.set_grad_enabled(config.ent_coef > 0):  # else logged only: no backward through it
+                    entropy = masked_mean(entropy_from_logits(scored.logits), m)
                 loss = policy_loss + config.vf_coef * value_loss - config.ent_coef * entropy
                 grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in (
