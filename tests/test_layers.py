@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit"}
+ALGORITHMS = {"agents.ppo", "agents.grpo", "agents.reinforce", "agents.dqn", "agents.edit", "agents.warmup"}
 FEATURES = (
     "textgen_env.dialogue",
     "textgen_env.edit",
