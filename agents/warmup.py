@@ -64,6 +64,11 @@ def tool_call_demonstrations(
             for item in given
         ]
         episodes.extend(_scripted_round(env, given, scripts)[: len(chunk)])
+    if items and not episodes:
+        raise ValueError(
+            f"Expected demonstrations that end as scripted within max_new_tokens={env.config.max_new_tokens}, got "
+            f"none: a call, its result and the answer take {sum(map(len, scripts[0]))} tokens plus the result's"
+        )
     return episodes
 
 

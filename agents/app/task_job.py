@@ -8,11 +8,19 @@ greedy accuracy, pass@k, format rate, length and KL, overall and by difficulty (
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import torch
+from transformers import PreTrainedModel
 
 from agents.base import Agent
 from agents.evaluation.tasks import TaskEvalResult, evaluate_task, held_out_items, paired_task_gain
-from textgen_env import TextGenVectorEnv
+from agents.policy import LMPolicy
+from agents.warmup import supervised_warmup, tool_call_demonstrations
+from textgen_env import TextGenVectorEnv, load_model
+from textgen_env.storage import atomic_folder, folder_kind, recover_folder
+from textgen_env.tasks import TaskSampler
 
 __all__ = [
     "TASK_JOB_OPTIONS",
@@ -26,7 +34,11 @@ __all__ = [
     "parse_task_kwargs",
     "task_report",
     "task_summary_lines",
+    "warmed_start",
 ]
+
+WARMUP_FOLDER = "warmup"
+"""The run folder's subfolder that holds the warmed-up start model (``--warmup-demos``) and ``warmup.json``."""
 
 TASK_JOB_SETTINGS: dict[str, Any] = {
     "steps": 3_000,
@@ -203,3 +215,36 @@ def eval_task_model(args: Any) -> dict[str, Any]:
     if args.output:
         atomic_write_json(args.output, result)
     return result
+
+
+def warmed_start(settings: Any, env: TextGenVectorEnv, device: str | torch.device, world_size: int) -> Any:
+    """With ``warmup_demos``: the model a ``--tools`` task run starts from and measures its KL to, the start model
+    fine-tuned on that many tool-call demonstrations of train items (`agents.warmup`); written once to
+    ``output/warmup`` (with ``warmup.json``: the demonstrations and each epoch's loss) and read back from there when
+    the run resumes (a new run replaces it). None without a warm-up."""
+    if not settings.warmup_demos:
+        return None
+    if world_size > 1:
+        raise ValueError(f"Expected the warm-up in one process, got world size {world_size}; drop --warmup-demos")
+    folder = Path(settings.output) / WARMUP_FOLDER
+    recover_folder(folder)
+    if not (settings.resume and folder_kind(folder) == WARMUP_FOLDER):  # a new run warms up anew
+        model, tokenizer = load_model(settings.model, device=device)
+        level = parse_difficulty(settings.difficulty)
+        sampler = TaskSampler(
+            env.task, seed=settings.seed, split="train", difficulty=level if isinstance(level, int) else 1
+        )
+        items = [sampler.next() for _ in range(settings.warmup_demos)]
+        stats = supervised_warmup(
+            LMPolicy(model, tokenizer, value_head=False),
+            tool_call_demonstrations(env, items),
+            epochs=settings.warmup_epochs,
+            learning_rate=settings.warmup_learning_rate,
+            seed=settings.seed,
+        )
+        with atomic_folder(folder, name=WARMUP_FOLDER) as staging:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            (staging / "warmup.json").write_text(json.dumps(stats), encoding="utf-8")
+    warmed: PreTrainedModel = load_model(folder, device=device)[0]
+    return warmed

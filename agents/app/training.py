@@ -7,6 +7,7 @@ format), ``samples.json`` (generations before and after), ``curves.png`` and ``r
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -33,12 +34,14 @@ from agents.app.run_folder import (
 from agents.app.run_logging import RunLogger
 from agents.app.task_job import (
     TASK_JOB_OPTIONS,
+    WARMUP_FOLDER,
     apply_task_defaults,
     eval_difficulties,
     evaluate_task_run,
     parse_difficulty,
     parse_task_kwargs,
     task_report,
+    warmed_start,
 )
 from agents.base import Agent
 from agents.distributed import DistributedContext
@@ -58,6 +61,10 @@ from textgen_env.tools import BUILTIN_TOOLS
 from textgen_env.validation import check_positive as _positive
 
 __all__ = ["ENVS", "MAIN_JOB_OPTIONS", "TrainSettings", "dialogue_env", "main_job_options", "run_training"]
+
+TOOL_PROMPT_TOKENS = 320
+"""The prompt window of a task run with tools: the tools' description lengthens each item's system prompt (the env's
+default window, 64 tokens, would keep only its end)."""
 
 ENVS = ("textgen", "dialogue", "edit")
 """The envs ``textgen-env train --env`` trains on: TextGen-v0, TextDialogue-v0, TextEdit-v0."""
@@ -163,7 +170,15 @@ class TrainSettings:
     """With task: comma-separated built-in tools the policy may call (calculator, python, search; described in the
     system prompt). The env runs each call and inserts its result as env tokens, never actions, so never in the loss
     or the KL; the held-out evaluation steps the env so that calls run there too, and reports the share of
-    completions that call a tool and the calls per completion."""
+    completions that call a tool and the calls per completion. Prompts may then be up to `TOOL_PROMPT_TOKENS` long."""
+    warmup_demos: int = 0
+    """With task and tools: before RL, fine-tune the model on this many scripted demonstrations (train items: a call
+    of the first tool on the item's expression, the env's result, the reference answer; `agents.warmup`); the warmed
+    model is RL's start, its KL reference and the "before" of the evaluation (saved in ``output/warmup``). 0: none."""
+    warmup_epochs: int = 3
+    """With warmup_demos: passes over the demonstrations."""
+    warmup_learning_rate: float = 1e-4
+    """With warmup_demos: AdamW learning rate of the warm-up."""
     agent_options: dict[str, Any] | None = None
     """Config overrides for the agent (learning_rate, kl_coef, kl_target, lora_rank, ...); None: the main job's
     (`main_job_options`): GRPO with lr 5e-5, bfloat16 forwards, group-centred rewards and a KL coefficient that
@@ -176,6 +191,11 @@ class TrainSettings:
         if self.task is not None:
             apply_task_defaults(self, {f.name: f.default for f in fields(TrainSettings)})
         _positive("eval_items", self.eval_items, integer=True)
+        _positive("warmup_demos", self.warmup_demos, integer=True, allow_zero=True)
+        _positive("warmup_epochs", self.warmup_epochs, integer=True)
+        _positive("warmup_learning_rate", self.warmup_learning_rate)
+        if self.warmup_demos and self.tools is None:
+            raise ValueError(f"Expected warmup_demos only with tools (--tools ...), got {self.warmup_demos} without")
         if self.tools is not None:
             self.tool_names()  # raises on an unknown name
             if self.task is None:
@@ -276,6 +296,7 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             difficulty=parse_difficulty(settings.difficulty),
             format_weight=settings.format_weight,
             tools=settings.tool_names(),
+            **({"max_prompt_tokens": TOOL_PROMPT_TOKENS} if settings.tools else {}),
             max_new_tokens=settings.max_new_tokens,
             device=ctx.device(settings.device),
         )
@@ -290,12 +311,18 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             device=ctx.device(settings.device),
         )
     cls = agent_class(settings.agent, settings.env)
+    warmed = None
+    if isinstance(env, TextGenVectorEnv) and settings.task is not None:
+        warmed = warmed_start(settings, env, ctx.device(settings.device), ctx.world_size)
+    models: dict[str, Any] = {} if warmed is None else {"reference": warmed}  # the warmed model is the reference
     checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
-        return env, cls.load(checkpoint, env, distributed=ctx)
+        return env, cls.load(checkpoint, env, distributed=ctx, **models)
     options = settings.agent_options
     assert options is not None  # TrainSettings.__post_init__ filled it
-    return env, cls(env, seed=settings.seed, distributed=ctx, **options)
+    if warmed is not None:
+        models["model"] = copy.deepcopy(warmed)  # and RL's start
+    return env, cls(env, seed=settings.seed, distributed=ctx, **models, **options)
 
 
 def _evaluate(agent: Agent, env: Any, settings: TrainSettings) -> AnyResult:
@@ -455,6 +482,8 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     if settings.env == "dialogue":
         assert isinstance(before, EvalResult) and isinstance(after, EvalResult)
         report["eval_gain_by_scenario"] = gain_by_scenario(before, after)
+    if settings.warmup_demos:  # what the warm-up did (its model is the "before")
+        report["warmup"] = json.loads((output / WARMUP_FOLDER / "warmup.json").read_text(encoding="utf-8"))
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)
     plot_curves(

@@ -9,7 +9,7 @@ import pytest
 
 from agents.app.cli import main
 from agents.app.training import TrainSettings
-from textgen_env.testing import tiny_math_model_and_tokenizer
+from textgen_env.testing import tiny_math_model_and_tokenizer, tiny_tool_model_and_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,28 @@ def test_train_task_with_tools_reports_tool_use(math_model_dir, tmp_path, capsys
     assert report["settings"]["tools"] == "calculator"
 
 
+@pytest.fixture(scope="module")
+def tool_model_dir(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny-tool")
+    model, tokenizer = tiny_tool_model_and_tokenizer()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.filterwarnings("ignore:Prompt of")
+def test_a_warmup_starts_rl_from_the_warmed_model_and_resumes_with_it(tool_model_dir, tmp_path):
+    run = tmp_path / "run"
+    warmup = ("--tools", "calculator", "--warmup-demos", "8", "--max-new-tokens", "100")
+    assert _train(tool_model_dir, str(run), *warmup, "--steps", "32") == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["warmup"]["demonstrations"] == 8 and len(report["warmup"]["epoch_losses"]) == 3
+    assert (run / "warmup" / "config.json").is_file()
+    warmed = (run / "warmup" / "model.safetensors").read_bytes()
+    assert _train(tool_model_dir, str(run), *warmup, "--steps", "300", "--resume") == 0
+    assert (run / "warmup" / "model.safetensors").read_bytes() == warmed  # resumed with the same reference
+
+
 def test_auto_difficulty_is_logged_per_iteration(math_model_dir, tmp_path):
     assert _train(math_model_dir, str(tmp_path / "run"), "--difficulty", "auto", "--eval-difficulties", "1") == 0
     with (tmp_path / "run" / "progress.csv").open() as stream:
@@ -80,9 +102,18 @@ def test_eval_task_reports_the_trained_model_against_its_reference(math_model_di
         (["--task", "arithmetic", "--difficulty", "42"], "Expected difficulty for task 'arithmetic'"),
         (["--task", "arithmetic", "--task-kwargs", "[1]"], "Expected task_kwargs to be a JSON object"),
         (["--tools", "calculator"], "Expected tools only with a task"),
+        (["--task", "arithmetic", "--warmup-demos", "4"], "Expected warmup_demos only with tools"),
         (["--task", "arithmetic", "--tools", "abacus"], "Expected tools among ['calculator', 'python', 'search']"),
     ],
-    ids=["unknown-task", "bad-difficulty", "difficulty-out-of-range", "bad-kwargs", "tools-without-task", "bad-tool"],
+    ids=[
+        "unknown-task",
+        "bad-difficulty",
+        "difficulty-out-of-range",
+        "bad-kwargs",
+        "tools-without-task",
+        "bad-tool",
+        "warmup-without-tools",
+    ],
 )
 def test_bad_task_flags_end_in_one_error_line(math_model_dir, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
