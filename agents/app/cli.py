@@ -23,7 +23,7 @@ _MODEL_HELP = "model name or local path (default: the embedded SmolLM2-135M-Inst
 def _agent_options(args: argparse.Namespace) -> dict:
     """The main job's options for ``--agent`` with every agent flag that was given on top."""
     from agents.app.options import agent_option_fields
-    from agents.app.training import main_job_options
+    from agents.app.settings import main_job_options
 
     given = {name: getattr(args, name) for name in agent_option_fields() if hasattr(args, name)}
     chosen = {**main_job_options(args.agent, args.env, args.task), **given}
@@ -35,7 +35,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
 def _train_settings_options() -> list:
     """`TrainSettings` fields as command-line options (``agent_options`` comes from the agent flags instead)."""
     from agents.app.options import field_options
-    from agents.app.training import TrainSettings
+    from agents.app.settings import TrainSettings
 
     return field_options(TrainSettings, exclude=("agent_options",))
 
@@ -75,7 +75,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 
 def _settings(args: argparse.Namespace):  # -> TrainSettings (imported lazily, as every command's work is)
-    from agents.app.training import TrainSettings
+    from agents.app.settings import TrainSettings
 
     values = {option.name: getattr(args, option.name) for option in _train_settings_options()}
     try:
@@ -211,7 +211,7 @@ def _eval_task(args: argparse.Namespace) -> int:
 
 
 def _eval_dialogue(args: argparse.Namespace) -> int:
-    from agents.app.training import TrainSettings, dialogue_env
+    from agents.app.settings import TrainSettings, dialogue_env
     from agents.evaluation.dialogue import rescore_dialogue_model
 
     names = ("num_envs", "eval_scenarios", "user", "max_turns", "max_new_tokens")
