@@ -211,7 +211,7 @@ def _eval_task(args: argparse.Namespace) -> int:
 
 
 def _eval_dialogue(args: argparse.Namespace) -> int:
-    from agents.app.settings import TrainSettings, dialogue_env
+    from agents.app.training import TrainSettings, dialogue_env
     from agents.evaluation.dialogue import rescore_dialogue_model
 
     names = ("num_envs", "eval_scenarios", "user", "max_turns", "max_new_tokens")
