@@ -179,6 +179,49 @@ def vs_trl() -> str:
     return table(rows, (*header, f"distinct-2 (start {start:.3f})")) + "\n\n" + source_line("vs_trl")
 
 
+def vs_trl_task() -> str:
+    """One row per framework: accuracy before -> after and the paired gains, mean ± SE over training seeds."""
+    data = results("vs_trl_task")
+    rows = []
+    for framework in ("ours", "trl"):
+        runs = [r for r in data["rows"] if r["variant"] == framework]
+        if not runs:
+            continue
+
+        def spread(key: str, digits: int = 3, sign: bool = False, runs: list[dict[str, Any]] = runs) -> str:
+            values = [r[key] for r in runs]
+            if len(runs) > 1:
+                return over_seeds(values, digits, sign)
+            return pm(values[0], runs[0].get(f"{key}_se", float("nan")), digits, sign)
+
+        before = runs[0]["accuracy_before"]
+        rows.append(
+            (
+                "ours (task job)" if framework == "ours" else "TRL GRPOTrainer",
+                ", ".join(str(r["seed"]) for r in runs),
+                f"{sum(r['train_tokens'] for r in runs) / len(runs):,.0f}",
+                f"{sum(r['train_tokens_per_second'] for r in runs) / len(runs):.1f}",
+                f"{before:.3f} -> {sum(r['accuracy_after'] for r in runs) / len(runs):.3f}",
+                spread("reward_gain", sign=True),
+                spread("greedy_gain", sign=True),
+                spread("kl", 2),
+            )
+        )
+    first = data["rows"][0]
+    header = (
+        "framework",
+        "seeds",
+        "training tokens",
+        "tokens/s",
+        "accuracy T=1",
+        "accuracy gain ± SE",
+        "greedy gain ± SE",
+        "KL ± SE, nats",
+    )
+    note = f"{first['items']} held-out items x {first['samples_per_item']} samples, shared evaluation seed"
+    return table(rows, header) + f"\n\n{note}. " + source_line("vs_trl_task")
+
+
 def _rl_row(rl: dict[str, Any]) -> tuple[str, str, str]:
     before, after = pm(rl["hidden_before"], rl["hidden_before_se"]), pm(rl["hidden_after"], rl["hidden_after_se"])
     return (
@@ -312,6 +355,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "default-run-seeds": default_run_seeds,
     "default-run-seeds-summary": default_run_seeds_summary,
     "vs-trl": vs_trl,
+    "vs-trl-task": vs_trl_task,
     "rlhf-demo": rlhf_demo,
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
     "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),
