@@ -187,7 +187,8 @@ class GRPOConfig(AgentConfig):
     """The KL term of the loss: ``exact`` (the full-vocabulary KL(pi || ref) at each visited state, with its
     gradient) or ``k3`` (``exp(r) - r - 1`` with ``r = log ref(a) - log pi(a)`` of the sampled token only, as TRL's
     GRPOTrainer: an unbiased estimate of the per-state KL whose expected gradient is that of KL(ref || pi)). The KL
-    that is logged, that the controller reads and that the score term uses is the exact one either way."""
+    that the controller reads, that the score term uses and ``rollout/kl`` are the exact one either way; the loss's
+    term is logged as ``losses/kl_per_token`` (exact) or ``losses/kl_k3_per_token``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

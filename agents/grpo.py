@@ -180,7 +180,8 @@ class GRPO(Agent):
                         per_token = exact_kl_from_logits(scored.logits, ref_logits)
                     kl = masked_mean(per_token, m)
                     loss = loss + beta * kl
-                    totals.setdefault("losses/kl_per_token", []).append(kl.item())  # the moving policy's
+                    name = "losses/kl_k3_per_token" if config.kl_estimator == "k3" else "losses/kl_per_token"
+                    totals.setdefault(name, []).append(kl.item())  # the moving policy's, as the loss has it
                 grad_norm = self.optimizer_step(loss, weight=m.sum())
                 for key, value in (
                     ("losses/policy", policy_loss.item()),

@@ -63,7 +63,8 @@ def tool_call_demonstrations(
             ]
             for item in given
         ]
-        episodes.extend(_scripted_round(env, given, scripts)[: len(chunk)])
+        ran = _scripted_round(env, given, scripts)[: len(chunk)]  # the real slots, then those that ran as scripted
+        episodes.extend(episode for episode in ran if episode is not None)
     if items and not episodes:
         raise ValueError(
             f"Expected demonstrations that end as scripted within max_new_tokens={env.config.max_new_tokens}, got "
@@ -72,8 +73,11 @@ def tool_call_demonstrations(
     return episodes
 
 
-def _scripted_round(env: TextGenVectorEnv, items: list[TaskItem], scripts: list[list[list[int]]]) -> list[Episode]:
-    """Each slot writes its script's first part, then (once the env has inserted the call's result) its second."""
+def _scripted_round(
+    env: TextGenVectorEnv, items: list[TaskItem], scripts: list[list[list[int]]]
+) -> list[Episode | None]:
+    """Each slot writes its script's first part, then (once the env has inserted the call's result) its second; per
+    slot its episode, or None where it did not end as scripted."""
     n = env.num_envs
     obs, _ = env.reset(seed=list(range(n)), options={"item": items})
     prompts = [obs["input_ids"][i][obs["attention_mask"][i].astype(bool)].tolist() for i in range(n)]
@@ -107,7 +111,7 @@ def _scripted_round(env: TextGenVectorEnv, items: list[TaskItem], scripts: list[
                         slot=int(i),
                         env_token_mask=inserted[i],
                     )
-    return [episode for episode in finished if episode is not None]
+    return finished
 
 
 def supervised_warmup(

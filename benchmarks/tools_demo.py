@@ -13,7 +13,8 @@ and calls per completion where the env has the calculator; SE over items):
     python benchmarks/tools_demo.py --difficulty 4 --demos 64 --steps 6000
     python benchmarks/tools_demo.py --smoke          # the tiny tool model, seconds
 
-Writes ``--output`` (default ``benchmarks/results/tools_demo.json``).
+Every row's KL is to the untrained model (the warmed-up model is the RL run's own reference, so its training KL is
+smaller). Writes ``--output`` (default ``benchmarks/results/tools_demo.json``).
 """
 
 from __future__ import annotations

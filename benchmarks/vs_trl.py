@@ -11,7 +11,8 @@ mean ± SE over training seeds of each point (runs differ by their seed, so this
 Two ablations of our GRPO find what makes TRL's points differ (``--ablations``, at ``--ablation-lrs``):
 ``k3`` puts TRL's sampled-token k3 estimate in the loss instead of the exact per-state KL (``kl_estimator="k3"``), and
 ``fixed-beta`` keeps the KL coefficient at its start (``kl_target=None``) as TRL's ``beta`` is, instead of raising it
-while the KL passes the main job's target. Everything else of the main job is kept in both.
+while the KL passes the main job's target. Everything else of the main job is kept in both (``k3`` keeps the score
+term, ``kl_score_term``, which charges the exact KL still to come: it changes the per-state term only).
 
 Columns: training seconds (wall clock of the training loop, model loading and evaluations excluded: throughput stays
 measured), completion tokens generated during training and their rate, paired reward gain ± standard error, KL to the
@@ -237,8 +238,8 @@ def sentiment_reward(name: str) -> Any:
 
 
 class TokenBudget(TrainerCallback):
-    """Stops a transformers Trainer at the end of the rollout (``steps_per_generation`` optimizer steps) in which
-    `reward` has counted `tokens` completion tokens; times the training loop."""
+    """Stops a transformers Trainer at the end of the rollout (``steps_per_generation`` x ``num_iterations``
+    optimizer steps) in which `reward` has counted `tokens` completion tokens; times the training loop."""
 
     def __init__(self, reward: CountingTokens, tokens: int, steps_per_generation: int) -> None:
         self.reward, self.tokens, self.steps_per_generation = reward, tokens, steps_per_generation
@@ -250,7 +251,7 @@ class TokenBudget(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs) -> None:
         self.elapsed = time.perf_counter() - self.started
-        if self.reward.tokens >= self.tokens and state.global_step % self.steps_per_generation == 0:
+        if self.reward.tokens >= self.tokens and state.global_step % (self.steps_per_generation * EPOCHS) == 0:
             control.should_training_stop = True
 
 
@@ -406,7 +407,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-SHARED_SETTINGS = ("model", "tokens", "beta", "prompts", "eval_prompts", "samples_per_prompt", "seed", "smoke")
+SHARED_SETTINGS = (
+    "model",
+    "tokens",
+    "beta",
+    "prompts",
+    "eval_prompts",
+    "samples_per_prompt",
+    "seed",
+    "smoke",
+    "device",
+    "threads",
+)
 """The settings every row of one output file must share (``--resume`` keeps rows only when they match)."""
 
 

@@ -38,13 +38,14 @@ import gc
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel
-from vs_trl import MINIBATCH, CountingTokens, Run, TokenBudget, base_model_path, summarize
+from vs_trl import MINIBATCH, CountingTokens, Run, TokenBudget, _loop_seconds, base_model_path, summarize
 
 from agents.app.task_job import TASK_JOB_OPTIONS, TASK_JOB_SETTINGS
 from agents.app.training import TrainSettings, run_training
@@ -130,10 +131,12 @@ def train_ours(model_path: str, run: Run, args: argparse.Namespace, work: Path) 
         tensorboard=False,
         agent_options={**TASK_JOB_OPTIONS, "learning_rate": run.lr},
     )
+    called_at = time.time()
     report = run_training(settings)
+    seconds = _loop_seconds(output, called_at)  # the training loop, without the final checkpoint (TRL saves none)
     model, _ = load_model(output / "model", device=args.device)
     shutil.rmtree(output, ignore_errors=True)
-    return model, float(report["train_seconds"]), int(report["timesteps"])
+    return model, seconds, int(report["timesteps"])
 
 
 def train_trl(model_path: str, run: Run, args: argparse.Namespace, work: Path) -> tuple[PreTrainedModel, float, int]:
@@ -221,7 +224,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-SHARED_SETTINGS = ("model", "task", "tokens", "eval_items", "samples_per_item", "seed", "smoke")
+SHARED_SETTINGS = ("model", "task", "tokens", "lr", "eval_items", "samples_per_item", "seed", "smoke", "device")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

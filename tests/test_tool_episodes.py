@@ -226,3 +226,34 @@ def test_the_env_checkers_pass_with_tools(tool_lm):
     env = _env(tool_lm, tools=["calculator", "search"], max_new_tokens=16)
     check_env(env.unwrapped, skip_render_check=True)
     sb3_check_env(env.unwrapped, warn=False)
+
+
+@pytest.mark.filterwarnings("ignore:Prompt of")
+def test_a_task_scores_what_the_policy_wrote_never_the_tool_result(tool_lm):
+    """A completion that calls the calculator on the question and stops holds the right number only in the env's
+    result: it scores 0; writing the number after the result scores 1."""
+    from textgen_env import TextGenVectorEnv
+    from textgen_env.tasks import TaskSampler
+
+    model, tokenizer = tool_lm
+    env = TextGenVectorEnv(
+        num_envs=2, model=model, tokenizer=tokenizer, task="arithmetic", tools=["calculator"], max_new_tokens=100
+    )
+    sampler = TaskSampler(env.task, seed=0, split="eval", difficulty=1)
+    item = next(i for i in iter(sampler.next, None) if not i.metadata["expression"].endswith(f" {i.answer}"))
+    call = CALL_FORMATS["tags"].call_text("calculator", {"expression": item.metadata["expression"]})
+    scripts = [
+        [*tokenizer(call, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id],
+        [*tokenizer(call + item.answer, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id],
+    ]
+    env.reset(seed=0, options={"item": [item, item]})
+    step, correct = 0, [None, None]
+    while None in correct:
+        actions = np.array([script[min(step, len(script) - 1)] for script in scripts])
+        _, _, terminated, truncated, infos = env.step_unfinished(actions)
+        for i in range(2):
+            if terminated[i] or truncated[i]:
+                correct[i] = infos["task"]["correct"][i]
+                assert f"<tool_result>{item.answer}</tool_result>" in infos["text"][i]
+        step += 1
+    assert correct == [0.0, 1.0]

@@ -295,7 +295,7 @@ class EpisodeBatch:
             item = self.items[row]
             if not self.done[row] or item is None:
                 continue
-            scores = self.task.score(self.completions[row], item)
+            scores = self.task.score(self.policy_text(row), item)
             self.task_scores[row] = scores
             correct[j], formatted[j] = scores.get("correct", 0.0), scores.get("format", 0.0)
             if not self.given_items[row]:
@@ -412,6 +412,15 @@ class EpisodeBatch:
         if self.tools is not None:
             info.update(self.tools.info(slot, self._inserts[slot], self.stop_reasons[slot] is not None))
         return info
+
+    def policy_text(self, slot: int) -> str:
+        """The completion of `slot` without the env's inserted tokens: what the policy wrote, which a task scores
+        (a tool result in the text is never taken as the policy's answer)."""
+        if not self.env_token_positions[slot]:
+            return self.completions[slot]
+        inserted = set(self.env_token_positions[slot])
+        kept = [token for i, token in enumerate(self.completion_ids[slot]) if i not in inserted]
+        return self._decode([kept])[0]
 
     def env_token_mask(self, slot: int) -> list[bool]:
         """Per completion token of `slot`: True where the env inserted it (a tool result), False for actions."""

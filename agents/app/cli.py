@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
             tasks.add_argument("--task-kwargs", default=None, help="the task's arguments as a JSON object")
             tasks.add_argument("--difficulties", default=None, help="comma-separated levels (default: the easiest)")
             tasks.add_argument("--items", type=int, default=64, help="held-out items per level")
+            tasks.add_argument(
+                "--tools", default=None, help="comma-separated built-in tools, as the model was trained with"
+            )
             tasks.add_argument("--output", default=None, help="also write the result to this report.json path")
             dialogue = sub.add_argument_group("conversations (--env dialogue), as textgen-env train takes them")
             names = ("env", "eval_scenarios", "user", "max_turns", "num_envs")

@@ -8,15 +8,10 @@ from typing import Any
 
 from agents import agent_class
 from agents.app.run_folder import check_model_not_replaced, check_output_location
-from agents.app.task_job import TASK_JOB_OPTIONS, apply_task_defaults
-from textgen_env.tools import BUILTIN_TOOLS
+from agents.app.task_job import TASK_JOB_OPTIONS, TOOL_PROMPT_TOKENS, apply_task_defaults, tool_names
 from textgen_env.validation import check_positive as _positive
 
 __all__ = ["ENVS", "MAIN_JOB_OPTIONS", "TOOL_PROMPT_TOKENS", "TrainSettings", "main_job_options"]
-
-TOOL_PROMPT_TOKENS = 320
-"""The prompt window of a task run with tools: the tools' description lengthens each item's system prompt (the env's
-default window, 64 tokens, would keep only its end)."""
 
 ENVS = ("textgen", "dialogue", "edit")
 """The envs ``textgen-env train --env`` trains on: TextGen-v0, TextDialogue-v0, TextEdit-v0."""
@@ -124,8 +119,8 @@ class TrainSettings:
     or the KL; the held-out evaluation steps the env so that calls run there too, and reports the share of
     completions that call a tool and the calls per completion. Prompts may then be up to `TOOL_PROMPT_TOKENS` long."""
     warmup_demos: int = 0
-    """With task and tools: before RL, fine-tune the model on this many scripted demonstrations (train items: a call
-    of the first tool on the item's expression, the env's result, the reference answer; `agents.warmup`); the warmed
+    """With task and the calculator: before RL, fine-tune the model on this many scripted demonstrations (train items:
+    a calculator call on the item's expression, the env's result, the reference answer; `agents.warmup`); the warmed
     model is RL's start, its KL reference and the "before" of the evaluation (saved in ``output/warmup``). 0: none."""
     warmup_epochs: int = 3
     """With warmup_demos: passes over the demonstrations."""
@@ -146,8 +141,11 @@ class TrainSettings:
         _positive("warmup_demos", self.warmup_demos, integer=True, allow_zero=True)
         _positive("warmup_epochs", self.warmup_epochs, integer=True)
         _positive("warmup_learning_rate", self.warmup_learning_rate)
-        if self.warmup_demos and self.tools is None:
-            raise ValueError(f"Expected warmup_demos only with tools (--tools ...), got {self.warmup_demos} without")
+        if self.warmup_demos and "calculator" not in (self.tools or "").split(","):
+            raise ValueError(
+                "Expected warmup_demos only with the calculator among the tools (--tools calculator; the "
+                f"demonstrations call it), got warmup_demos={self.warmup_demos} with tools={self.tools!r}"
+            )
         if self.tools is not None:
             self.tool_names()  # raises on an unknown name
             if self.task is None:
@@ -180,13 +178,7 @@ class TrainSettings:
 
     def tool_names(self) -> list[str]:
         """`tools` as a list of built-in names (empty without tools)."""
-        if self.tools is None:
-            return []
-        names = [name.strip() for name in self.tools.split(",") if name.strip()]
-        unknown = [name for name in names if name not in BUILTIN_TOOLS]
-        if unknown or not names:
-            raise ValueError(f"Expected tools among {list(BUILTIN_TOOLS)} (comma-separated), got {self.tools!r}")
-        return names
+        return tool_names(self.tools)
 
     def reward_kwargs(self) -> dict[str, Any] | None:
         """The reward's constructor arguments: the reward model's folder for reward-model, else none."""

@@ -8,6 +8,7 @@ greedy accuracy, pass@k, format rate, length and KL, overall and by difficulty (
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from agents.warmup import supervised_warmup, tool_call_demonstrations
 from textgen_env import TextGenVectorEnv, load_model
 from textgen_env.storage import atomic_folder, folder_kind, recover_folder
 from textgen_env.tasks import TaskSampler
+from textgen_env.tools import BUILTIN_TOOLS
 
 __all__ = [
     "TASK_JOB_OPTIONS",
@@ -34,8 +36,13 @@ __all__ = [
     "parse_task_kwargs",
     "task_report",
     "task_summary_lines",
+    "tool_names",
     "warmed_start",
 ]
+
+TOOL_PROMPT_TOKENS = 320
+"""The prompt window of a task run with tools: the tools' description lengthens each item's system prompt (the env's
+default window, 64 tokens, would keep only its end)."""
 
 WARMUP_FOLDER = "warmup"
 """The run folder's subfolder that holds the warmed-up start model (``--warmup-demos``) and ``warmup.json``."""
@@ -193,12 +200,15 @@ def eval_task_model(args: Any) -> dict[str, Any]:
     from textgen_env.storage import atomic_write_json
 
     max_new_tokens = TASK_JOB_SETTINGS["max_new_tokens"] if args.max_new_tokens == 20 else args.max_new_tokens
+    tools = tool_names(getattr(args, "tools", None))
     env = TextGenVectorEnv(
-        num_envs=1,
+        num_envs=8 if tools else 1,  # with tools it steps the env: 8 slots at a time
         model=args.reference,
         task=args.task,
         task_kwargs=parse_task_kwargs(args.task_kwargs),
         max_new_tokens=max_new_tokens,
+        tools=tools,
+        **({"max_prompt_tokens": TOOL_PROMPT_TOKENS} if tools else {}),
     )
     levels = eval_difficulties(env, args.difficulties, None)
     if isinstance(args.items, bool) or args.items < 1:
@@ -217,34 +227,59 @@ def eval_task_model(args: Any) -> dict[str, Any]:
     return result
 
 
-def warmed_start(settings: Any, env: TextGenVectorEnv, device: str | torch.device, world_size: int) -> Any:
-    """With ``warmup_demos``: the model a ``--tools`` task run starts from and measures its KL to, the start model
-    fine-tuned on that many tool-call demonstrations of train items (`agents.warmup`); written once to
-    ``output/warmup`` (with ``warmup.json``: the demonstrations and each epoch's loss) and read back from there when
-    the run resumes (a new run replaces it). None without a warm-up."""
+def warmed_start(
+    settings: Any, env: TextGenVectorEnv, device: str | torch.device, world_size: int, resuming: bool
+) -> Any:
+    """The warmed-up model a ``--tools`` task run starts from and measures its KL to, or None without a warm-up.
+
+    A new run with ``warmup_demos`` fine-tunes the start model on that many tool-call demonstrations of train items
+    (`agents.warmup`) and writes it to ``output/warmup`` (with ``warmup.json``: the demonstrations and each epoch's
+    loss), replacing an older one; a new run without a warm-up removes an older run's. A resumed run takes
+    ``output/warmup`` whenever the folder holds one, whatever the flag says, so that its KL reference is the model
+    it started from; resuming with ``warmup_demos`` a run that did not warm up is refused."""
+    folder = Path(settings.output) / WARMUP_FOLDER
+    recover_folder(folder)
+    if resuming:
+        if folder_kind(folder) == WARMUP_FOLDER:
+            return load_model(folder, device=device)[0]
+        if settings.warmup_demos:
+            raise ValueError(
+                f"Expected {str(folder)!r} (the warmed-up start of the run being resumed) with warmup_demos="
+                f"{settings.warmup_demos}, got none: the run did not warm up; resume without --warmup-demos"
+            )
+        return None
     if not settings.warmup_demos:
+        if folder_kind(folder) == WARMUP_FOLDER:  # an older run's (ours): a resume of this one must not take it
+            shutil.rmtree(folder)
         return None
     if world_size > 1:
         raise ValueError(f"Expected the warm-up in one process, got world size {world_size}; drop --warmup-demos")
-    folder = Path(settings.output) / WARMUP_FOLDER
-    recover_folder(folder)
-    if not (settings.resume and folder_kind(folder) == WARMUP_FOLDER):  # a new run warms up anew
-        model, tokenizer = load_model(settings.model, device=device)
-        level = parse_difficulty(settings.difficulty)
-        sampler = TaskSampler(
-            env.task, seed=settings.seed, split="train", difficulty=level if isinstance(level, int) else 1
-        )
-        items = [sampler.next() for _ in range(settings.warmup_demos)]
-        stats = supervised_warmup(
-            LMPolicy(model, tokenizer, value_head=False),
-            tool_call_demonstrations(env, items),
-            epochs=settings.warmup_epochs,
-            learning_rate=settings.warmup_learning_rate,
-            seed=settings.seed,
-        )
-        with atomic_folder(folder, name=WARMUP_FOLDER) as staging:
-            model.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-            (staging / "warmup.json").write_text(json.dumps(stats), encoding="utf-8")
+    model, tokenizer = load_model(settings.model, device=device)
+    level = parse_difficulty(settings.difficulty)
+    first = level if isinstance(level, int) else env.task.difficulties[0]
+    sampler = TaskSampler(env.task, seed=settings.seed, split="train", difficulty=first)
+    items = [sampler.next() for _ in range(settings.warmup_demos)]
+    stats = supervised_warmup(
+        LMPolicy(model, tokenizer, value_head=False),
+        tool_call_demonstrations(env, items),
+        epochs=settings.warmup_epochs,
+        learning_rate=settings.warmup_learning_rate,
+        seed=settings.seed,
+    )
+    with atomic_folder(folder, name=WARMUP_FOLDER) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / "warmup.json").write_text(json.dumps(stats), encoding="utf-8")
     warmed: PreTrainedModel = load_model(folder, device=device)[0]
     return warmed
+
+
+def tool_names(text: str | None) -> list[str]:
+    """A ``--tools`` value as a list of built-in names (empty for None)."""
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BUILTIN_TOOLS]
+    if unknown or not names:
+        raise ValueError(f"Expected tools among {list(BUILTIN_TOOLS)} (comma-separated), got {text!r}")
+    return names

@@ -111,11 +111,11 @@ def _build(settings: TrainSettings, ctx: DistributedContext) -> tuple[Any, Agent
             device=ctx.device(settings.device),
         )
     cls = agent_class(settings.agent, settings.env)
+    checkpoint = resume_point(Path(settings.output), settings.resume)
     warmed = None
     if isinstance(env, TextGenVectorEnv) and settings.task is not None:
-        warmed = warmed_start(settings, env, ctx.device(settings.device), ctx.world_size)
+        warmed = warmed_start(settings, env, ctx.device(settings.device), ctx.world_size, checkpoint is not None)
     models: dict[str, Any] = {} if warmed is None else {"reference": warmed}  # the warmed model is the reference
-    checkpoint = resume_point(Path(settings.output), settings.resume)
     if checkpoint is not None:
         return env, cls.load(checkpoint, env, distributed=ctx, **models)
     options = settings.agent_options
@@ -282,7 +282,7 @@ def _run(settings: TrainSettings, output: Path, ctx: DistributedContext) -> dict
     if settings.env == "dialogue":
         assert isinstance(before, EvalResult) and isinstance(after, EvalResult)
         report["eval_gain_by_scenario"] = gain_by_scenario(before, after)
-    if settings.warmup_demos:  # what the warm-up did (its model is the "before")
+    if (output / WARMUP_FOLDER / "warmup.json").is_file() and (settings.warmup_demos or settings.resume):
         report["warmup"] = json.loads((output / WARMUP_FOLDER / "warmup.json").read_text(encoding="utf-8"))
     atomic_write_json(output / "samples.json", {"before": before.samples, "after": after.samples})
     atomic_write_json(output / "report.json", report)

@@ -61,7 +61,7 @@ def tool_model_dir(tmp_path_factory) -> str:
 
 
 @pytest.mark.filterwarnings("ignore:Prompt of")
-def test_a_warmup_starts_rl_from_the_warmed_model_and_resumes_with_it(tool_model_dir, tmp_path):
+def test_a_warmup_starts_rl_from_the_warmed_model_and_resumes_with_it(tool_model_dir, tmp_path, capsys):
     run = tmp_path / "run"
     warmup = ("--tools", "calculator", "--warmup-demos", "8", "--max-new-tokens", "100")
     assert _train(tool_model_dir, str(run), *warmup, "--steps", "32") == 0
@@ -69,8 +69,15 @@ def test_a_warmup_starts_rl_from_the_warmed_model_and_resumes_with_it(tool_model
     assert report["warmup"]["demonstrations"] == 8 and len(report["warmup"]["epoch_losses"]) == 3
     assert (run / "warmup" / "config.json").is_file()
     warmed = (run / "warmup" / "model.safetensors").read_bytes()
-    assert _train(tool_model_dir, str(run), *warmup, "--steps", "300", "--resume") == 0
+    assert _train(tool_model_dir, str(run), *warmup, "--steps", "200", "--resume") == 0
     assert (run / "warmup" / "model.safetensors").read_bytes() == warmed  # resumed with the same reference
+    plain = ("--tools", "calculator", "--max-new-tokens", "100")
+    assert _train(tool_model_dir, str(run), *plain, "--steps", "300", "--resume") == 0  # the flag left out
+    assert json.loads((run / "report.json").read_text())["warmup"]["demonstrations"] == 8  # still its reference
+    assert _train(tool_model_dir, str(run), *plain, "--steps", "32", "--overwrite") == 0  # a new run, no warm-up
+    assert not (run / "warmup").exists() and "warmup" not in json.loads((run / "report.json").read_text())
+    assert _train(tool_model_dir, str(run), *warmup, "--steps", "64", "--resume") == 2
+    assert "the run did not warm up; resume without --warmup-demos" in capsys.readouterr().err
 
 
 def test_auto_difficulty_is_logged_per_iteration(math_model_dir, tmp_path):
@@ -102,7 +109,7 @@ def test_eval_task_reports_the_trained_model_against_its_reference(math_model_di
         (["--task", "arithmetic", "--difficulty", "42"], "Expected difficulty for task 'arithmetic'"),
         (["--task", "arithmetic", "--task-kwargs", "[1]"], "Expected task_kwargs to be a JSON object"),
         (["--tools", "calculator"], "Expected tools only with a task"),
-        (["--task", "arithmetic", "--warmup-demos", "4"], "Expected warmup_demos only with tools"),
+        (["--task", "arithmetic", "--warmup-demos", "4"], "Expected warmup_demos only with the calculator"),
         (["--task", "arithmetic", "--tools", "abacus"], "Expected tools among ['calculator', 'python', 'search']"),
     ],
     ids=[
