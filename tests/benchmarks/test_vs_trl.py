@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_vs_trl_smoke_trains_both_to_the_budget_and_resumes(tmp_path, capsys):
     output = tmp_path / "vs_trl.json"
     argv = ["--smoke", "--seeds", "0", "1", "--lrs-ours", "1e-3", "--lrs-trl", "1e-3", "--output", str(output)]
-    argv += ["--ablations", "k3", "--ablation-lrs", "1e-3"]
+    argv += ["--ablations", "k3@1e-3"]
     vs_trl.main(argv)
     data = json.loads(output.read_text())
     keys = {(row["variant"], row["seed"]) for row in data["rows"]}
