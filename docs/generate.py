@@ -232,6 +232,23 @@ def vs_trl_task() -> str:
     return table(rows, header) + f"\n\n{note}. " + source_line("vs_trl_task")
 
 
+def task_job_summary() -> str:
+    """The README's line on the task main job: our rows of `vs_trl_task.json` (its runs at the job's settings)."""
+    data = results("vs_trl_task")
+    ours = [r for r in data["rows"] if r["variant"] == "ours"]
+    gains, greedy = [r["reward_gain"] for r in ours], [r["greedy_gain"] for r in ours]
+    seeds = ", ".join(str(r["seed"]) for r in ours)
+    seconds = [r["train_seconds"] for r in ours]
+    return (
+        f"`textgen-env train --task arithmetic` (GRPO, 3,000 tokens, {min(seconds):.0f}-{max(seconds):.0f} s of "
+        f"training): held-out accuracy at T = 1 {ours[0]['accuracy_before']:.3f} -> "
+        f"{sum(r['accuracy_after'] for r in ours) / len(ours):.3f}, paired gain {over_seeds(gains, sign=True)} "
+        f"(mean ± SE over seeds {seeds}; {ours[0]['items']} items x {ours[0]['samples_per_item']} samples), greedy "
+        f"{over_seeds(greedy, sign=True)}, at {over_seeds([r['kl'] for r in ours], 2)} nats; TRL's GRPOTrainer on "
+        f"the same items and budget: [the side-by-side](docs/tasks_env.md#against-trl-on-the-task)."
+    )
+
+
 def _rl_row(rl: dict[str, Any]) -> tuple[str, str, str]:
     before, after = pm(rl["hidden_before"], rl["hidden_before_se"]), pm(rl["hidden_after"], rl["hidden_after_se"])
     return (
@@ -366,6 +383,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "default-run-seeds-summary": default_run_seeds_summary,
     "vs-trl": vs_trl,
     "vs-trl-task": vs_trl_task,
+    "task-job-summary": task_job_summary,
     "rlhf-demo": rlhf_demo,
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
     "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),
