@@ -439,19 +439,25 @@ SHARED_SETTINGS = (
 """The settings every row of one output file must share (``--resume`` keeps rows only when they match)."""
 
 
+def resumed(args: argparse.Namespace, shared: Sequence[str]) -> tuple[dict[str, Any], list[dict]]:
+    """The run's settings (JSON-ready) and, with ``--resume``, the rows already in ``--output`` (which must share
+    the `shared` settings; else SystemExit)."""
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    if not (args.resume and args.output.exists()):
+        return settings, []
+    previous = json.loads(args.output.read_text(encoding="utf-8"))
+    changed = [k for k in shared if previous["settings"].get(k) != settings[k]]
+    if changed:
+        raise SystemExit(f"Expected {args.output} to hold runs of the same {', '.join(changed)}; start afresh")
+    return settings, list(previous["rows"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    rows: list[dict] = []
-    if args.resume and args.output.exists():
-        previous = json.loads(args.output.read_text(encoding="utf-8"))
-        changed = [k for k in SHARED_SETTINGS if previous["settings"].get(k) != settings[k]]
-        if changed:
-            raise SystemExit(f"Expected {args.output} to hold runs of the same {', '.join(changed)}; start afresh")
-        rows = previous["rows"]
+    settings, rows = resumed(args, SHARED_SETTINGS)
     done = {(row["variant"], row["lr"], row["seed"]) for row in rows}
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as folder:
         work = Path(folder)

@@ -35,7 +35,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the models are local; never wait
 import argparse
 import dataclasses
 import gc
-import json
 import shutil
 import tempfile
 import time
@@ -45,7 +44,7 @@ from typing import Any
 
 import torch
 from transformers import PreTrainedModel
-from vs_trl import MINIBATCH, CountingTokens, Run, TokenBudget, _loop_seconds, base_model_path, summarize
+from vs_trl import MINIBATCH, CountingTokens, Run, TokenBudget, _loop_seconds, base_model_path, resumed, summarize
 
 from agents.app.task_job import TASK_JOB_OPTIONS, TASK_JOB_SETTINGS
 from agents.app.training import TrainSettings, run_training
@@ -230,14 +229,7 @@ SHARED_SETTINGS = ("model", "task", "tokens", "lr", "eval_items", "samples_per_i
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    rows: list[dict] = []
-    if args.resume and args.output.exists():
-        previous = json.loads(args.output.read_text(encoding="utf-8"))
-        changed = [k for k in SHARED_SETTINGS if previous["settings"].get(k) != settings[k]]
-        if changed:
-            raise SystemExit(f"Expected {args.output} to hold runs of the same {', '.join(changed)}; start afresh")
-        rows = previous["rows"]
+    settings, rows = resumed(args, SHARED_SETTINGS)
     done = {(row["variant"], row["lr"], row["seed"]) for row in rows}
     with tempfile.TemporaryDirectory(prefix="vs_trl_task-") as folder:
         work = Path(folder)

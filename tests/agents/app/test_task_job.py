@@ -12,13 +12,17 @@ from agents.app.training import TrainSettings
 from textgen_env.testing import tiny_math_model_and_tokenizer, tiny_tool_model_and_tokenizer
 
 
-@pytest.fixture(scope="module")
-def math_model_dir(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-math")
-    model, tokenizer = tiny_math_model_and_tokenizer()
+def _saved(tmp_path_factory, name: str, factory) -> str:
+    folder = tmp_path_factory.mktemp(name)
+    model, tokenizer = factory()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="module")
+def math_model_dir(tmp_path_factory) -> str:
+    return _saved(tmp_path_factory, "tiny-math", tiny_math_model_and_tokenizer)
 
 
 def _train(model: str, output: str, *extra: str) -> int:
@@ -53,11 +57,7 @@ def test_train_task_with_tools_reports_tool_use(math_model_dir, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def tool_model_dir(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-tool")
-    model, tokenizer = tiny_tool_model_and_tokenizer()
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return _saved(tmp_path_factory, "tiny-tool", tiny_tool_model_and_tokenizer)
 
 
 @pytest.mark.filterwarnings("ignore:Prompt of")
