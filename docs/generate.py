@@ -249,6 +249,87 @@ def task_job_summary() -> str:
     )
 
 
+def tools_demo() -> str:
+    """Issue 26's demonstration: the five rows of seed 0, then the calculator run over every training seed."""
+    data = results("tools_demo")
+    gained_from = {
+        "warmed up, calculator": "untrained, calculator",
+        "after RL, calculator": "warmed up, calculator",
+        "after RL, no tools": "untrained, no tools",
+    }
+    rows = []
+    for r in data["rows"]:
+        gain = r.get("gain")
+        rows.append(
+            (
+                r["row"],
+                pm(r["accuracy"], r["accuracy_se"]),
+                pm(r["greedy_accuracy"], r["greedy_accuracy_se"]),
+                pm(r["tool_use"], r["tool_use_se"], 2) if "tool_use" in r else "-",
+                f"{r['tool_calls']:.2f}" if "tool_calls" in r else "-",
+                pm(r["kl"], r["kl_se"], 1),
+                f"{pm(gain['accuracy'], gain['accuracy_se'], sign=True)} over {gained_from[r['row']]}" if gain else "-",
+            )
+        )
+    header = ("row", "accuracy T=1", "greedy", "tool use", "calls", "KL to untrained, nats", "paired gain")
+    settings = data["settings"]
+    first = data["rows"][0]
+    note = (
+        f"Seed {settings['seed']}: level {settings['difficulty']}, {first['items']} held-out items x "
+        f"{first['samples_per_item']} samples (SE over items), {settings['demos']} warm-up demonstrations x "
+        f"{settings['warmup_epochs']} epoch, {settings['steps']:,} RL tokens, {settings['max_new_tokens']} new tokens."
+    )
+    runs = [(settings["seed"], data["rows"][2], data["rows"][3])]
+    runs += [(extra["seed"], *extra["rows"]) for extra in data.get("more_seeds", [])]
+    if len(runs) > 1:
+        per_seed = table(
+            [
+                (
+                    seed,
+                    pm(warmed["accuracy"], warmed["accuracy_se"]),
+                    pm(after["accuracy"], after["accuracy_se"]),
+                    pm(after["gain"]["accuracy"], after["gain"]["accuracy_se"], sign=True),
+                    pm(after["tool_use"], after["tool_use_se"], 2),
+                )
+                for seed, warmed, after in runs
+            ],
+            ("training seed", "warmed up", "after RL", "RL's gain over the warm-up", "tool use after RL"),
+        )
+        mean = over_seeds([after["accuracy"] for _, _, after in runs])
+        gain = over_seeds([after["gain"]["accuracy"] for _, _, after in runs], sign=True)
+        seeds = ", ".join(str(seed) for seed, _, _ in runs)
+        note += (
+            f"\n\nThe calculator run at every training seed (same items and evaluation seed):\n\n{per_seed}\n\n"
+            f"Over seeds {seeds} (mean ± SE over seeds): after RL with the calculator {mean}, RL's gain over the "
+            f"warm-up {gain}; the untrained model with the same tools: {pm(data['rows'][1]['accuracy'], 0)}."
+        )
+    return table(rows, header) + f"\n\n{note}\n\n" + source_line("tools_demo", "python benchmarks/tools_demo.py")
+
+
+def tools_demo_summary() -> str:
+    """The README's line on the tool demonstration (`tools_demo.json`)."""
+    data = results("tools_demo")
+    untrained, warmed, after = data["rows"][1], data["rows"][2], data["rows"][3]
+    runs = [after] + [extra["rows"][1] for extra in data.get("more_seeds", [])]
+    seeds = [data["settings"]["seed"]] + [extra["seed"] for extra in data.get("more_seeds", [])]
+    if len(runs) > 1:
+        accuracy = over_seeds([r["accuracy"] for r in runs])
+        gain = over_seeds([r["gain"]["accuracy"] for r in runs], sign=True)
+        spread = f"mean ± SE over training seeds {', '.join(map(str, seeds))}"
+    else:
+        accuracy = pm(after["accuracy"], after["accuracy_se"])
+        gain = pm(after["gain"]["accuracy"], after["gain"]["accuracy_se"], sign=True)
+        spread = f"one training seed, SE over {after['items']} items"
+    return (
+        f"With a calculator ([tools](docs/tools.md#the-demonstration-smollm2-135m-instruct-with-a-calculator)): on "
+        f"three-term sums the untrained model scores {untrained['accuracy']:.3f} with or without the tool (it never "
+        f"calls it); {data['settings']['demos']} scripted demonstrations make it call the calculator "
+        f"({warmed['accuracy']:.3f} at T = 1), and GRPO with the tool for {data['settings']['steps']:,} tokens takes "
+        f"held-out accuracy to {accuracy}, RL's paired gain over the warm-up {gain} ({spread}); the same RL without "
+        f"tools gains {data['rows'][4]['gain']['accuracy']:+.3f}."
+    )
+
+
 def _rl_row(rl: dict[str, Any]) -> tuple[str, str, str]:
     before, after = pm(rl["hidden_before"], rl["hidden_before_se"]), pm(rl["hidden_after"], rl["hidden_after_se"])
     return (
@@ -384,6 +465,8 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "vs-trl": vs_trl,
     "vs-trl-task": vs_trl_task,
     "task-job-summary": task_job_summary,
+    "tools-demo": tools_demo,
+    "tools-demo-summary": tools_demo_summary,
     "rlhf-demo": rlhf_demo,
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
     "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),

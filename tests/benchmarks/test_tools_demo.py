@@ -33,3 +33,11 @@ def test_tools_demo_smoke(tmp_path):
         assert ("tool_use" in row) == ("calculator" in row["row"])
     assert "gain" not in data["rows"][0] and "tool_use" in data["rows"][3]["gain"]
     assert data["runs"]["tools"]["warmup"]["demonstrations"] == 8 and "warmup" not in data["runs"]["plain"]
+    assert set(data["evaluations"]) == set(names) and "gain_over_untrained" in data["rows"][3]
+    tools_demo.main(["--smoke", "--add-seed", "1", "--output", str(output)])
+    added = json.loads(output.read_text())
+    assert added["rows"] == data["rows"] and [extra["seed"] for extra in added["more_seeds"]] == [1]
+    assert [row["row"] for row in added["more_seeds"][0]["rows"]] == names[2:4]
+    assert "gain_over_untrained" in added["more_seeds"][0]["rows"][1]
+    with pytest.raises(SystemExit, match="a new seed"):
+        tools_demo.main(["--smoke", "--add-seed", "1", "--output", str(output)])
