@@ -178,7 +178,8 @@ def test_a_model_alone_must_fit_the_env_vocabulary(sb3_env, tiny):
 
 
 @pytest.mark.slow
-def test_one_episode_per_minibatch_learns_like_the_stock_buffer(sb3_env, tiny):
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_episode_per_minibatch_learns_like_the_stock_buffer(sb3_env, tiny, seed):
     """SB3 PPO, 4-token episodes, batch_size = one episode: per-minibatch normalisation would zero every advantage;
     normalised once over the rollout the buffer learns as the stock one does (reward 1 when 'great' appears)."""
     means = {}
@@ -192,12 +193,12 @@ def test_one_episode_per_minibatch_learns_like_the_stock_buffer(sb3_env, tiny):
     }.items():
         ppo = PPO(
             LMActorCriticPolicy,
-            sb3_env(),
+            sb3_env(seed=seed),
             n_steps=16,
             batch_size=4,
             n_epochs=2,
-            learning_rate=1e-2,
-            seed=0,
+            learning_rate=3e-3,
+            seed=seed,
             policy_kwargs={"model": LMSource(tiny[0])},
             **options,
         )
@@ -207,11 +208,14 @@ def test_one_episode_per_minibatch_learns_like_the_stock_buffer(sb3_env, tiny):
             returns.extend(info["episode"]["r"] for info in locals_["infos"] if "episode" in info)
             return True
 
-        ppo.learn(8 * 16 * 5, callback=record)
-        means[label] = (float(np.mean(returns[:32])), float(np.mean(returns[-32:])))
-    # measured: stock 0.09 -> 0.16, episodes 0.09 -> 1.00 over 640 steps (the 0.2 buffer: 0.05 -> 0.00, issue 24)
-    assert means["episodes"][1] > means["episodes"][0] + 0.3, means
-    assert means["episodes"][1] >= means["stock"][1] - 0.1, means
+        ppo.learn(8 * 16 * 20, callback=record)
+        means[label] = (float(np.mean(returns[:32])), float(np.mean(returns[-128:])))
+    # measured over the last 128 of 640 episodes (seeds 0, 1): stock 0.08 -> 0.89 and 0.04 -> 0.88, episodes
+    # 0.09 -> 0.97 and 0.03 -> 0.99. At lr 1e-2 and 640 steps this task is a coin toss for both buffers (3 seeds:
+    # stock learned in 2, episodes in 1), which is why the earlier single-seed version of this test failed in CI.
+    for label in means:
+        assert means[label][1] > means[label][0] + 0.5, means
+    assert means["episodes"][1] >= means["stock"][1] - 0.15, means
 
 
 def test_per_minibatch_normalisation_over_whole_episodes_is_refused(sb3_env, tiny):
