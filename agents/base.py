@@ -28,7 +28,7 @@ from agents.distributed import SINGLE_PROCESS, DistributedContext
 from agents.episode_loop import run_episodes
 from agents.functional import kl_penalized_rewards, last_action_columns, masked_sum
 from agents.kl_control import AdaptiveKLController, FixedKLController
-from agents.policy import LMPolicy
+from agents.policy import KeptMinibatch, LMPolicy
 from agents.rollout import Episode, Rollout, RolloutBatch, later_replies_total
 from agents.sampling import sample_tokens
 from textgen_env import TextGenEnv, TextGenVectorEnv, load_model
@@ -167,15 +167,20 @@ class Agent(abc.ABC):
         """Whether this iteration measures the KL to the reference (a penalty is on, or a target steers it)."""
         return self.kl_controller.value > 0 or self.config.kl_target is not None
 
-    def rewards_with_kl_penalty(self, rollout: RolloutBatch) -> torch.Tensor:
+    def rewards_with_kl_penalty(
+        self, rollout: RolloutBatch, keep_rows: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, KeptMinibatch | None]:
         """(N, T) the env's rewards minus ``kl_coef * (log pi - log ref)`` of each chosen token (the sampled k1
         term, whose policy gradient is that of -kl_coef * KL(pi || ref)); in a conversation a reply's last token
         also carries its later replies' penalty. The env's rewards when `needs_kl` is False. Fills the rollout's
-        reference terms (`LMPolicy.score_reference`) on the way."""
+        reference terms (`LMPolicy.score_reference`) on the way, and returns the forward of `keep_rows` (the
+        update's first minibatch) for the first step, or None when no KL pass ran."""
         if not self.needs_kl():
-            return rollout.rewards
+            return rollout.rewards, None
         config = self.config
-        self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
+        kept = self.policy.score_reference(
+            rollout, temperature=config.temperature, chunk_size=config.minibatch_size, keep_rows=keep_rows
+        )
         assert rollout.reference_logprobs is not None  # set just above
         rewards = kl_penalized_rewards(
             rollout.rewards,
@@ -192,7 +197,7 @@ class Agent(abc.ABC):
             rows = torch.arange(len(rollout))
             rewards = rewards.clone()
             rewards[rows, last] += later.to(rewards.dtype)
-        return rewards
+        return rewards, kept
 
     def reset_seeds(self, round_index: int) -> list[int]:
         """Per-slot env seeds for one collection round (a function of the run's seed and progress only)."""
@@ -318,6 +323,11 @@ class Agent(abc.ABC):
         chunks = [order[i : i + step] for i in range(0, size, step)]
         count = self.dist.maximum(len(chunks))
         return chunks + [order[:0]] * (count - len(chunks))
+
+    def epoch_minibatches(self, size: int) -> list[list[np.ndarray]]:
+        """`minibatches` of every epoch of one update, drawn up front (the same draws, in the same order), so that
+        the KL pass can score the first one for the first step (`LMPolicy.score_reference`'s ``keep_rows``)."""
+        return [self.minibatches(size) for _ in range(self.config.epochs)]
 
     def predict(self, observation: Any, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """Actions for token observations (SB3-style: returns ``(actions, None)``)."""

@@ -144,8 +144,12 @@ class GRPO(Agent):
         device = self.policy.device
         beta = self.kl_controller.value
         need_kl = self.needs_kl()
+        epochs = self.epoch_minibatches(n)
+        kept = None
         if need_kl:  # the exact KL of the rollout policy, before any step: for the controller and the score term
-            self.policy.score_reference(rollout, temperature=config.temperature, chunk_size=config.minibatch_size)
+            kept = self.policy.score_reference(  # and the first minibatch's forwards, for the first step
+                rollout, temperature=config.temperature, chunk_size=config.minibatch_size, keep_rows=epochs[0][0]
+            )
             assert rollout.kl is not None  # set just above
             if config.kl_score_term and beta > 0:
                 to_go = kl_to_go(rollout.kl, rollout.completion_mask)  # (N, T)
@@ -158,14 +162,18 @@ class GRPO(Agent):
                     to_go = to_go - leave_one_out_baseline(to_go, rollout.completion_mask, rollout.group_ids)
                 rollout.advantages = rollout.advantages - beta * to_go
         totals: dict[str, list[float]] = {}
-        for _ in range(config.epochs):
-            for rows in self.minibatches(n):
+        for minibatches in epochs:
+            for rows in minibatches:
                 if not len(rows):  # another rank has more replies this epoch: join its step without data
                     self.optimizer_step(None)
                     continue
                 batch = rollout.select(rows).to(device)
                 m = batch.completion_mask
-                scored = self.policy.score(batch, temperature=config.temperature)
+                ref_logits = None
+                if kept is not None:  # the KL pass's forwards at the same weights: not run twice
+                    scored, ref_logits, kept = kept.policy, kept.reference_logits, None
+                else:
+                    scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 assert batch.advantages is not None  # set before the epochs
                 policy_loss, policy_stats = clipped_policy_loss(
@@ -173,10 +181,15 @@ class GRPO(Agent):
                 )
                 loss = policy_loss
                 if beta > 0:
-                    ref_logits = self.policy.reference_logits(batch, temperature=config.temperature)
                     if config.kl_estimator == "k3":  # TRL's: the sampled token's k3, gradient through log pi(a)
-                        per_token = kl_k3(logp, selective_log_softmax(ref_logits, batch.actions))
+                        assert batch.reference_logprobs is not None  # the KL pass ran (beta > 0 needs it)
+                        # the reference's log-probs of the chosen tokens are the KL pass's: no reference forward;
+                        # on padding the log-ratio is 0 (exp of a large -log pi there could overflow to inf * 0)
+                        reference = torch.where(m, batch.reference_logprobs, logp.detach())
+                        per_token = kl_k3(logp, reference)
                     else:
+                        if ref_logits is None:
+                            ref_logits = self.policy.reference_logits(batch, temperature=config.temperature)
                         per_token = exact_kl_from_logits(scored.logits, ref_logits)
                     kl = masked_mean(per_token, m)
                     loss = loss + beta * kl

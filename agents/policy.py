@@ -25,7 +25,7 @@ from agents.rollout import RolloutBatch
 from agents.sampling import sample_tokens
 from textgen_env.kv import SlotKVCache
 
-__all__ = ["LMPolicy", "PolicyOutput"]
+__all__ = ["KeptMinibatch", "LMPolicy", "PolicyOutput"]
 
 
 @dataclass
@@ -36,6 +36,18 @@ class PolicyOutput:
     """(B, T, V) float32 logits that predicted each completion token."""
     values: torch.Tensor | None
     """(B, T) value estimates of the states before each completion token (None without a value head)."""
+
+
+@dataclass
+class KeptMinibatch:
+    """The forwards of an update's first minibatch, kept from `LMPolicy.score_reference` (``keep_rows``)."""
+
+    rows: np.ndarray
+    """The rows of the rollout it covers, in the minibatch's order."""
+    policy: PolicyOutput
+    """The policy's logits and values, with their autograd graph: the first step's loss backpropagates through them."""
+    reference_logits: torch.Tensor
+    """(B, T, V) the reference's logits at the same positions (no graph)."""
 
 
 class LMPolicy(nn.Module):
@@ -178,35 +190,59 @@ class LMPolicy(nn.Module):
             raise ValueError("Expected a reference model for the KL term, got none; pass reference= to LMPolicy")
         return self.score(batch, model=self._reference[0], temperature=temperature).logits
 
-    @torch.no_grad()
-    def score_reference(self, batch: RolloutBatch, *, temperature: float, chunk_size: int) -> None:
+    def score_reference(
+        self,
+        batch: RolloutBatch,
+        *,
+        temperature: float,
+        chunk_size: int,
+        keep_rows: np.ndarray | None = None,
+    ) -> KeptMinibatch | None:
         """Fill ``batch.reference_logprobs`` and ``batch.kl``, and rescore ``batch.logprobs`` and ``batch.values``.
 
-        One no-grad pass of the policy and the reference at `temperature`, `chunk_size` rows per forward: log
-        ref(a_t|s_t) of the chosen tokens and the exact per-token KL(pi(.|s_t) || ref(.|s_t)), which needs the
-        policy's whole distribution, so the policy runs here too; its log-probs and values from this same forward
-        replace the rollout's. They are the same policy's numbers, but the KV-cached rollout and a whole-sequence
-        forward differ by float rounding, and the k1 term log pi - log ref must be exactly 0 where the policy is the
-        reference: whitened advantages amplify a 1e-7 residue into a push away from it
+        One pass of the policy and the reference at `temperature`, `chunk_size` rows per forward: log ref(a_t|s_t)
+        of the chosen tokens and the exact per-token KL(pi(.|s_t) || ref(.|s_t)), which needs the policy's whole
+        distribution, so the policy runs here too; its log-probs and values from this same forward replace the
+        rollout's. They are the same policy's numbers, but the KV-cached rollout and a whole-sequence forward differ
+        by float rounding, and the k1 term log pi - log ref must be exactly 0 where the policy is the reference:
+        whitened advantages amplify a 1e-7 residue into a push away from it
         (``tests/agents/test_kl_penalty.py::test_policy_at_the_reference_does_not_move``). All (N, T) on the CPU,
         0 on padding.
+
+        With `keep_rows` (the update's first minibatch) those rows are scored first, as one forward with autograd,
+        and returned with their reference logits: the update's first step uses that forward instead of running the
+        same one again (the weights have not moved in between, and a forward gives the same numbers bit for bit
+        with or without a graph and in any row order; `tests/agents/test_policy.py`). The other rows are scored
+        without a graph in contiguous chunks.
         """
         n, width = len(batch), batch.completion_mask.shape[1]
         out = {name: torch.zeros((n, width)) for name in ("logprobs", "values", "reference_logprobs", "kl")}
-        for start in range(0, n, chunk_size):
-            rows = np.arange(start, min(n, start + chunk_size))
+        chunks: list[np.ndarray] = []
+        rest = np.arange(n)
+        if keep_rows is not None and len(keep_rows):
+            chunks.append(np.asarray(keep_rows))
+            rest = np.setdiff1d(rest, keep_rows)
+        chunks += [rest[i : i + chunk_size] for i in range(0, len(rest), chunk_size)]
+        kept = None
+        for index, rows in enumerate(chunks):
             part = batch.select(rows)
             t = part.completion_mask.shape[1]
             actions = part.actions.to(self.device)
-            scored = self.score(part, temperature=temperature)  # (B, t, V) logits, (B, t) values
-            ref_logits = self.reference_logits(part, temperature=temperature)  # (B, t, V)
-            out["logprobs"][rows, :t] = selective_log_softmax(scored.logits, actions).cpu()
-            if scored.values is not None:
-                out["values"][rows, :t] = scored.values.float().cpu()
-            out["reference_logprobs"][rows, :t] = selective_log_softmax(ref_logits, actions).cpu()
-            out["kl"][rows, :t] = exact_kl_from_logits(scored.logits, ref_logits).cpu()
+            keep = index == 0 and keep_rows is not None and len(keep_rows) > 0
+            with torch.set_grad_enabled(keep):
+                scored = self.score(part, temperature=temperature)  # (B, t, V) logits, (B, t) values
+            ref_logits = self.reference_logits(part, temperature=temperature)  # (B, t, V), no graph
+            with torch.no_grad():
+                out["logprobs"][rows, :t] = selective_log_softmax(scored.logits, actions).cpu()
+                if scored.values is not None:
+                    out["values"][rows, :t] = scored.values.float().cpu()
+                out["reference_logprobs"][rows, :t] = selective_log_softmax(ref_logits, actions).cpu()
+                out["kl"][rows, :t] = exact_kl_from_logits(scored.logits, ref_logits).cpu()
+            if keep:
+                kept = KeptMinibatch(rows=rows, policy=scored, reference_logits=ref_logits)
         for name, value in out.items():
             setattr(batch, name, value * batch.completion_mask)
+        return kept
 
     @torch.no_grad()
     def act(self, obs: dict, deterministic: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -8,7 +8,8 @@ tokens, the exact KL at every token and, from the same forward, the policy's log
 env's per-token rewards minus ``kl_coef * (log pi(a_t|s_t) - log ref(a_t|s_t))`` (the sampled k1 term, as in
 Ziegler et al. 2019 and TRL: it depends on the action, so its policy gradient is that of -kl_coef * KL(pi || ref)
 and pulls the policy toward the reference), advantages come from GAE and are whitened with the task reward they sit
-in; (4) `epochs` passes of clipped policy and value updates over shuffled minibatches, each scored in one forward;
+in; (4) `epochs` passes of clipped policy and value updates over shuffled minibatches, each scored in one forward (the
+first one's is the KL pass's own: nothing is scored twice at the same weights);
 (5) the exact KL, summed per episode, is what is logged and what the adaptive controller steers toward
 ``kl_target``.
 
@@ -50,20 +51,25 @@ class PPO(Agent):
         n = len(rollout)
         mask = rollout.completion_mask
         need_kl = self.needs_kl()
-        rewards = self.rewards_with_kl_penalty(rollout)  # rescored by the KL pass when it runs (see LMPolicy)
+        epochs = self.epoch_minibatches(n)
+        # the KL pass rescores the rollout (see LMPolicy) and keeps the first minibatch's forward for the first step
+        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=epochs[0][0])
         rollout.advantages, rollout.returns = gae_advantages(rewards, rollout.values, mask, config.gamma, config.lam)
         if config.whiten_advantages:  # statistics of every rank's tokens
             rollout.advantages = self.dist.masked_whiten(rollout.advantages, mask)
         device = self.policy.device
         totals: dict[str, list[float]] = {}
-        for _ in range(config.epochs):
-            for rows in self.minibatches(n):
+        for minibatches in epochs:
+            for rows in minibatches:
                 if not len(rows):  # another rank has more replies this epoch: join its step without data
                     self.optimizer_step(None)
                     continue
                 batch = rollout.select(rows).to(device)
                 m = batch.completion_mask
-                scored = self.policy.score(batch, temperature=config.temperature)
+                if kept is not None:  # the same forward at the same weights: not run twice
+                    scored, kept = kept.policy, None
+                else:
+                    scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 assert batch.advantages is not None and batch.returns is not None  # set above, before the epochs
                 assert scored.values is not None  # PPO's policy has a value head

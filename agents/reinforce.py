@@ -52,7 +52,9 @@ class REINFORCE(Agent):
         n = len(rollout)
         need_kl = self.needs_kl()
         mask = rollout.completion_mask
-        rewards = self.rewards_with_kl_penalty(rollout)  # rescored by the KL pass when it runs (see LMPolicy)
+        epochs = self.epoch_minibatches(n)
+        # the KL pass rescores the rollout (see LMPolicy) and keeps the first minibatch's forward for the first step
+        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=epochs[0][0])
         returns = rollout.returns = discounted_returns(rewards, mask, config.gamma)
         device = self.policy.device
         totals: dict[str, list[float]] = {}
@@ -60,14 +62,17 @@ class REINFORCE(Agent):
             self.dist.mean(float(returns[:, 0].sum()), n) if self.dist.enabled else float(returns[:, 0].mean())
         )
         baseline = self.baseline if self._baseline_ready else episode_returns
-        for _ in range(config.epochs):
-            for rows in self.minibatches(n):
+        for minibatches in epochs:
+            for rows in minibatches:
                 if not len(rows):  # another rank has more replies this epoch: join its step without data
                     self.optimizer_step(None)
                     continue
                 batch = rollout.select(rows).to(device)
                 m, g = batch.completion_mask, batch.returns
-                scored = self.policy.score(batch, temperature=config.temperature)
+                if kept is not None:  # the same forward at the same weights: not run twice
+                    scored, kept = kept.policy, None
+                else:
+                    scored = self.policy.score(batch, temperature=config.temperature)
                 logp = selective_log_softmax(scored.logits, batch.actions)
                 loss_terms = {}
                 assert g is not None  # returns are set before the epochs

@@ -254,7 +254,7 @@ def test_a_reply_is_charged_the_kl_of_its_conversations_later_replies(dialogue_e
         for param in agent.policy.trainable_parameters():
             param.add_(0.3 * torch.randn_like(param))
     rollout = agent.collect()
-    rewards = agent.rewards_with_kl_penalty(rollout)
+    rewards, _ = agent.rewards_with_kl_penalty(rollout)
     assert rollout.reference_logprobs is not None
     mask = rollout.completion_mask
     k1 = ((rollout.logprobs - rollout.reference_logprobs) * mask).sum(dim=1).double()  # (N,)
