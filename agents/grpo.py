@@ -18,9 +18,17 @@ In a conversation (TextDialogue-v0) the slots of a group start the same scenario
 their replies at one turn of one collection round (`group_ids`): the first replies answer the very same prompt,
 later ones the same scenario at the same turn, and a reply's return is the conversation's from that reply on.
 Conversations can end after different numbers of turns, so a group can be smaller; a group of one gets advantage 0.
+
+Group rewards (`textgen_env.rewards.GroupReward`): the env scores every completion alone, so a group reward in its
+reward paid a per-completion fallback; once the rollout's groups are known, `apply_group_rewards` adds
+``weight * (group score - fallback)`` to each episode's return and to the reward of its last token (the fallback is
+recomputed on the final completion: in sparse and dense modes alike the env paid exactly ``weight * fallback``).
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +46,11 @@ from agents.functional import (
     masked_sum,
     selective_log_softmax,
 )
-from agents.group_rewards import apply_group_rewards
 from agents.rollout import Episode, RolloutBatch, collection_rounds, later_replies_total
 from textgen_env import TextGenVectorEnv
-from textgen_env.rewards import Reward, group_terms
+from textgen_env.rewards import Reward, check_scores, group_terms, score_by_group
 
-__all__ = ["GRPO", "group_ids"]
+__all__ = ["GRPO", "apply_group_rewards", "group_ids"]
 
 
 def group_ids(slots: torch.Tensor, turns: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -59,6 +66,42 @@ def group_ids(slots: torch.Tensor, turns: torch.Tensor, group_size: int) -> torc
     ]
     numbers = {key: i for i, key in enumerate(dict.fromkeys(keys))}  # in order of first appearance
     return torch.tensor([numbers[key] for key in keys], dtype=torch.int64)
+
+
+def apply_group_rewards(reward: Any, rollout: RolloutBatch) -> dict[str, float]:
+    """Rescore the group rewards of `reward` (the env's) over ``rollout.group_ids``; returns stats per group reward
+    (``rollout/group/<name>``: the mean group score). A no-op returning ``{}`` when `reward` has none."""
+    if not isinstance(reward, Reward):
+        return {}
+    replaceable, nested = group_terms(reward)
+    if nested:
+        names = sorted({group.name for group in nested})
+        warnings.warn(
+            f"Group rewards {names} sit inside a Sequential/Gate rubric, so GRPO keeps their per-completion fallback; "
+            "put a group reward at the top of the reward or in a weighted mix for group scoring",
+            stacklevel=2,
+        )
+    if not replaceable:
+        return {}
+    if rollout.group_ids is None:
+        raise ValueError("Expected rollout.group_ids to be set before apply_group_rewards, got None")
+    group_ids = rollout.group_ids.tolist()
+    delta = np.zeros(len(rollout))
+    stats: dict[str, float] = {}
+    for group_reward, weight in replaceable:
+        grouped = score_by_group(group_reward, rollout.prompts, rollout.completions, group_ids)
+        fallback = check_scores(
+            group_reward.name,
+            group_reward(rollout.prompts, rollout.completions, [True] * len(rollout)),
+            rollout.prompts,
+        )
+        delta += weight * (grouped - fallback)
+        stats[f"rollout/group/{group_reward.name}"] = float(grouped.mean())
+    rollout.scores += torch.from_numpy(delta)
+    lengths = rollout.completion_lengths
+    rows = torch.nonzero(lengths > 0).flatten()  # an empty completion has no token to carry it; its return still moves
+    rollout.rewards[rows, lengths[rows] - 1] += torch.from_numpy(delta).to(rollout.rewards.dtype)[rows]
+    return stats
 
 
 class GRPO(Agent):

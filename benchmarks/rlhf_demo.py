@@ -4,6 +4,11 @@ score on held-out prompts.
 
     python benchmarks/rlhf_demo.py                      # tiny policy and tiny reward-model trunk, a few minutes
     python benchmarks/rlhf_demo.py --trunk minilm       # the bundled MiniLM encoder as the trunk (slower)
+    python benchmarks/rlhf_demo.py --policy smollm2 --trunk minilm   # the embedded SmolLM2 as the policy (~30 min)
+
+With ``--policy smollm2`` the policy is the embedded SmolLM2-135M-Instruct and GRPO takes the main job's options
+(`agents.app.settings.MAIN_JOB_OPTIONS`: lr 5e-5, group-centred rewards, bfloat16 forwards, a KL coefficient of 0.03
+that rises while the KL passes 5.5 nats); `--learning-rate` and `--kl-coef` then override those two only when given.
 
 The hidden preference is VADER sentiment (the package's ``sentiment`` reward), unknown to everything but the user.
 Steps: (1) the web app (`FeedbackServer`, 127.0.0.1) shows pairs and single completions of the policy on
@@ -26,9 +31,10 @@ import numpy as np
 import torch
 
 from agents import GRPO, PPO
+from agents.app.settings import MAIN_JOB_OPTIONS
 from agents.evaluation import evaluate, paired_gain
 from agents.reward_model import RewardModelConfig, clustered_se, train_reward_model
-from textgen_env import TextGenVectorEnv
+from textgen_env import TextGenVectorEnv, load_model
 from textgen_env.feedback import FeedbackServer, ModelCompleter, QuestionBoard, SyntheticUser
 from textgen_env.prompts import make_prompt_source
 from textgen_env.rewards import RewardModelReward
@@ -81,7 +87,12 @@ def rl(model, tokenizer, reward: str, reward_kwargs: dict, args, seed: int) -> d
     env = TextGenVectorEnv(num_envs=8, reward=reward, reward_kwargs=reward_kwargs, **common)
     hidden = TextGenVectorEnv(num_envs=8, reward=HIDDEN, **common)
     torch.manual_seed(seed)
-    options = dict(seed=seed, learning_rate=args.learning_rate, kl_coef=args.kl_coef)
+    options: dict = dict(MAIN_JOB_OPTIONS) if args.policy != "tiny" else {}
+    if args.agent == "ppo":
+        options.pop("scale_rewards", None)  # GRPO's
+    options.update(seed=seed, learning_rate=args.learning_rate, kl_coef=args.kl_coef)
+    if args.policy != "tiny":
+        options["kl_coef_min"] = min(options.get("kl_coef_min", args.kl_coef), args.kl_coef)
     options.update(episodes_per_iteration=16, minibatch_size=8)
     # PPO: the per-token k1 KL in the reward, a value head on the trunk; GRPO: groups of 4 completions per prompt
     agent = GRPO(env, group_size=4, **options) if args.agent == "grpo" else PPO(env, epochs=2, **options)
@@ -117,8 +128,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=12)
     parser.add_argument("--held-out-pairs", type=int, default=400)
     parser.add_argument("--rl-steps", type=int, default=6_000, help="generated tokens per GRPO run")
-    parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument(
+        "--policy", default="tiny", help="'tiny' (a tiny GPT-2), 'smollm2' (the embedded model) or a model folder"
+    )
+    parser.add_argument("--learning-rate", type=float, default=None, help="3e-3 (tiny) or the main job's 5e-5")
+    parser.add_argument("--kl-coef", type=float, default=None, help="0.05 (tiny) or the main job's 0.03")
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent", choices=["grpo", "ppo"], default="grpo", help="the RL agent on the reward model")
@@ -128,11 +142,24 @@ def main() -> None:
     rl_for = [int(n) for n in args.rl_for.split(",") if n]
     if not set(rl_for) <= set(sizes):
         parser.error(f"Expected --rl-for values among --answers {sizes}, got {rl_for}")
-    model, tokenizer = tiny_model_and_tokenizer(seed=args.seed)
+    tiny = args.policy == "tiny"
+    if args.learning_rate is None:
+        args.learning_rate = 3e-3 if tiny else MAIN_JOB_OPTIONS["learning_rate"]
+    if args.kl_coef is None:
+        args.kl_coef = 0.05 if tiny else MAIN_JOB_OPTIONS["kl_coef"]
+
+    def fresh_policy():
+        if tiny:
+            return tiny_model_and_tokenizer(seed=args.seed)
+        return load_model(None if args.policy == "smollm2" else args.policy)
+
+    model, tokenizer = fresh_policy()
     results: dict = {"hidden_reward": HIDDEN, "trunk": args.trunk, "args": vars(args), "reward_models": {}, "rl": {}}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         if args.trunk == "tiny":
+            if not tiny:
+                parser.error("Expected --trunk minilm or a folder with a --policy other than tiny, got tiny")
             model.save_pretrained(root / "trunk")
             tokenizer.save_pretrained(root / "trunk")
             config = RewardModelConfig(base=str(root / "trunk"), epochs=4, learning_rate=1e-3, seed=args.seed)
@@ -160,7 +187,7 @@ def main() -> None:
         runs = {f"reward model N={n}": ("reward-model", {"path": str(root / f"rm{n}")}) for n in rl_for}
         runs["hidden reward itself (oracle)"] = (HIDDEN, {})
         for name, (reward, kwargs) in runs.items():
-            policy, _ = tiny_model_and_tokenizer(seed=args.seed)
+            policy, _ = fresh_policy()
             results["rl"][name] = rl(policy, tokenizer, reward, kwargs, args, args.seed)
             r = results["rl"][name]
             print(
@@ -168,6 +195,7 @@ def main() -> None:
                 f"{r['hidden_gain']:+.3f} ± {r['hidden_gain_se']:.3f}, KL {r['kl']:.2f} ({r['train_seconds']:.0f} s)"
             )
     results["agent"] = args.agent
+    results["policy"] = args.policy
     atomic_write_json(args.output, results)
 
 

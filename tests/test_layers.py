@@ -25,7 +25,7 @@ TRAINER_PACKAGES = ("trl", "datasets", "openenv")
 # agents' layers, lowest first: a module may import its own layer or lower ones only
 AGENT_LAYERS: list[tuple[str, ...]] = [
     ("agents.functional", "agents.sampling", "agents.kl_control", "agents._moved"),
-    ("agents.rollout", "agents.config", "agents.checkpoint", "agents.distributed", "agents.group_rewards"),
+    ("agents.rollout", "agents.config", "agents.checkpoint", "agents.distributed"),
     ("agents.policy",),
     ("agents.episode_loop",),
     ("agents.base",),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from agents import GRPO
-from agents.group_rewards import apply_group_rewards
+from agents.grpo import apply_group_rewards
 from agents.rollout import RolloutBatch
 from textgen_env.rewards import DiversityReward, Gate, KeywordReward, make_reward
 
