@@ -12,7 +12,8 @@ stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a s
 Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
 ``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``default-run-seeds``,
 ``default-run-seeds-summary``, ``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``,
-``rlhf-demo-ppo``, ``table:NAME`` (a recorded table, ``benchmarks/results/NAME.json`` with ``columns`` and ``rows``;
+``rlhf-demo-ppo``, ``rlhf-demo-smollm2``, ``table:NAME`` (a recorded table, ``benchmarks/results/NAME.json`` with
+``columns`` and ``rows``;
 ``table:NAME:A,B`` keeps the rows labelled A and B) and ``config:MODULE.CLASS`` (a settings dataclass's fields,
 defaults and docstrings).
 """
@@ -470,6 +471,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "rlhf-demo": rlhf_demo,
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
     "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),
+    "rlhf-demo-smollm2": lambda: rlhf_demo("rlhf_demo_smollm2"),
     "rlhf-demo-seeds": rlhf_demo_seeds,
 }
 
