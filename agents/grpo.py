@@ -188,10 +188,11 @@ class GRPO(Agent):
         beta = self.kl_controller.value
         need_kl = self.needs_kl()
         epochs = self.epoch_minibatches(n)
+        first = epochs[0][0] if epochs[0] else None  # the update's first minibatch (none without episodes)
         kept = None
         if need_kl:  # the exact KL of the rollout policy, before any step: for the controller and the score term
             kept = self.policy.score_reference(  # and the first minibatch's forwards, for the first step
-                rollout, temperature=config.temperature, chunk_size=config.minibatch_size, keep_rows=epochs[0][0]
+                rollout, temperature=config.temperature, chunk_size=config.minibatch_size, keep_rows=first
             )
             assert rollout.kl is not None  # set just above
             if config.kl_score_term and beta > 0:

@@ -52,8 +52,9 @@ class PPO(Agent):
         mask = rollout.completion_mask
         need_kl = self.needs_kl()
         epochs = self.epoch_minibatches(n)
+        first = epochs[0][0] if epochs[0] else None  # the update's first minibatch (none without episodes)
         # the KL pass rescores the rollout (see LMPolicy) and keeps the first minibatch's forward for the first step
-        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=epochs[0][0])
+        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=first)
         rollout.advantages, rollout.returns = gae_advantages(rewards, rollout.values, mask, config.gamma, config.lam)
         if config.whiten_advantages:  # statistics of every rank's tokens
             rollout.advantages = self.dist.masked_whiten(rollout.advantages, mask)

@@ -53,8 +53,9 @@ class REINFORCE(Agent):
         need_kl = self.needs_kl()
         mask = rollout.completion_mask
         epochs = self.epoch_minibatches(n)
+        first = epochs[0][0] if epochs[0] else None  # the update's first minibatch (none without episodes)
         # the KL pass rescores the rollout (see LMPolicy) and keeps the first minibatch's forward for the first step
-        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=epochs[0][0])
+        rewards, kept = self.rewards_with_kl_penalty(rollout, keep_rows=first)
         returns = rollout.returns = discounted_returns(rewards, mask, config.gamma)
         device = self.policy.device
         totals: dict[str, list[float]] = {}
