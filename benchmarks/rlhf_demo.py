@@ -8,7 +8,8 @@ score on held-out prompts.
 
 With ``--policy smollm2`` the policy is the embedded SmolLM2-135M-Instruct and GRPO takes the main job's options
 (`agents.app.settings.MAIN_JOB_OPTIONS`: lr 5e-5, group-centred rewards, bfloat16 forwards, a KL coefficient of 0.03
-that rises while the KL passes 5.5 nats); `--learning-rate` and `--kl-coef` then override those two only when given.
+that rises while the KL passes 5.5 nats); `--learning-rate`, `--kl-coef` and `--kl-target` then override those only
+when given (the SmolLM2 table in docs/rlhf.md was measured with ``--kl-target 4`` to end under 6 nats).
 
 The hidden preference is VADER sentiment (the package's ``sentiment`` reward), unknown to everything but the user.
 Steps: (1) the web app (`FeedbackServer`, 127.0.0.1) shows pairs and single completions of the policy on
@@ -93,6 +94,8 @@ def rl(model, tokenizer, reward: str, reward_kwargs: dict, args, seed: int) -> d
     options.update(seed=seed, learning_rate=args.learning_rate, kl_coef=args.kl_coef)
     if args.policy != "tiny":
         options["kl_coef_min"] = min(options.get("kl_coef_min", args.kl_coef), args.kl_coef)
+    if args.kl_target is not None:
+        options["kl_target"] = args.kl_target
     options.update(episodes_per_iteration=16, minibatch_size=8)
     # PPO: the per-token k1 KL in the reward, a value head on the trunk; GRPO: groups of 4 completions per prompt
     agent = GRPO(env, group_size=4, **options) if args.agent == "grpo" else PPO(env, epochs=2, **options)
@@ -133,6 +136,12 @@ def main() -> None:
     )
     parser.add_argument("--learning-rate", type=float, default=None, help="3e-3 (tiny) or the main job's 5e-5")
     parser.add_argument("--kl-coef", type=float, default=None, help="0.05 (tiny) or the main job's 0.03")
+    parser.add_argument(
+        "--kl-target",
+        type=float,
+        default=None,
+        help="KL per completion (nats) the adaptive coefficient steers toward; default: none (tiny) or the main job's",
+    )
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--agent", choices=["grpo", "ppo"], default="grpo", help="the RL agent on the reward model")
@@ -147,6 +156,8 @@ def main() -> None:
         args.learning_rate = 3e-3 if tiny else MAIN_JOB_OPTIONS["learning_rate"]
     if args.kl_coef is None:
         args.kl_coef = 0.05 if tiny else MAIN_JOB_OPTIONS["kl_coef"]
+    if args.kl_target is not None and args.kl_target <= 0:
+        parser.error(f"Expected --kl-target > 0, got {args.kl_target}")
 
     def fresh_policy():
         if tiny:

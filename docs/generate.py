@@ -11,7 +11,7 @@ A block sits between two lines, the key naming what fills it::
 stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a stale block fails ``mkdocs build``.
 Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
 ``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``default-run-seeds``,
-``default-run-seeds-summary``, ``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``,
+``default-run-seeds-summary``, ``dialogue-run``, ``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``,
 ``rlhf-demo-ppo``, ``rlhf-demo-smollm2``, ``table:NAME`` (a recorded table, ``benchmarks/results/NAME.json`` with
 ``columns`` and ``rows``;
 ``table:NAME:A,B`` keeps the rows labelled A and B) and ``config:MODULE.CLASS`` (a settings dataclass's fields,
@@ -454,6 +454,41 @@ def default_run_seeds_summary() -> str:
     )
 
 
+def dialogue_run() -> str:
+    """The dialogue run (configs/dialogue.toml): held-out mean rating before and after, overall and by scenario."""
+    run = results("dialogue_run")
+    r = run["report"]
+    share = r["eval_distinct2_after"] / r["eval_distinct2_before"]
+    rows = [
+        (
+            f"all held-out ({r['eval_completions']} conversations)",
+            pm(r["eval_reward_before"], r["eval_reward_before_se"]),
+            pm(r["eval_reward_after"], r["eval_reward_after_se"]),
+            f"**{pm(r['eval_gain'], r['eval_gain_se'], sign=True)}**",
+        )
+    ]
+    for name, s in r["eval_gain_by_scenario"].items():
+        rows.append(
+            (
+                f"{name} ({s['conversations']} conversations)",
+                f"{s['before']:.3f}",
+                f"{s['after']:.3f}",
+                pm(s["gain"], s["gain_se"], sign=True),
+            )
+        )
+    header = ("mean rating per conversation", "before", "after", "paired gain (± SE over conversations)")
+    agent = r["settings"]["agent_options"]
+    return (
+        table(rows, header)
+        + f"\n\nKL to the original model {pm(r['eval_kl'], r['eval_kl_se'], 2)} nats per conversation; distinct-2 "
+        f"{r['eval_distinct2_before']:.3f} -> {r['eval_distinct2_after']:.3f} ({share:.0%} of the start); reply length "
+        f"{r['eval_length_before']:.1f} -> {r['eval_length_after']:.1f} tokens per conversation. "
+        f"{r['agent'].upper()}, lr {agent['learning_rate']:g}, KL target {agent['kl_target']:g} nats per reply, "
+        f"{r['timesteps']:,} tokens in {r['iterations']} iterations, {r['train_seconds'] / 60:.0f} minutes of training "
+        f"and {r['wall_seconds'] / 60:.0f} in all on 2 CPU cores.\n\n" + source_line("dialogue_run", run["command"])
+    )
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "edit-lm": edit_lm,
     "train-flags": train_flags,
@@ -463,6 +498,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "default-run-rescore": default_run_rescore,
     "default-run-seeds": default_run_seeds,
     "default-run-seeds-summary": default_run_seeds_summary,
+    "dialogue-run": dialogue_run,
     "vs-trl": vs_trl,
     "vs-trl-task": vs_trl_task,
     "task-job-summary": task_job_summary,
