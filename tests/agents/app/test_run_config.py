@@ -42,8 +42,8 @@ def test_the_main_job_file_is_the_defaults():
 def test_the_dialogue_file_is_the_documented_command():
     command = (
         "train --env dialogue --agent grpo --user simulated --scenarios train --eval-scenarios eval --max-turns 2 "
-        "--max-new-tokens 16 --num-envs 8 --eval-samples-per-prompt 16 --steps 20000 --learning-rate 3e-5 --kl-target 2.5 "
-        "--output runs/dialogue"
+        "--max-new-tokens 16 --num-envs 8 --eval-samples-per-prompt 16 --steps 20000 --learning-rate 3e-5 "
+        "--kl-target 2.5 --output runs/dialogue"
     )
     named = train_settings(["train", "--config", str(REPO / "configs" / "dialogue.toml")])
     assert named == train_settings(command.split())
