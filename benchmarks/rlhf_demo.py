@@ -9,7 +9,7 @@ score on held-out prompts.
 With ``--policy smollm2`` the policy is the embedded SmolLM2-135M-Instruct and GRPO takes the main job's options
 (`agents.app.settings.MAIN_JOB_OPTIONS`: lr 5e-5, group-centred rewards, bfloat16 forwards, a KL coefficient of 0.03
 that rises while the KL passes 5.5 nats); `--learning-rate`, `--kl-coef` and `--kl-target` then override those only
-when given (the SmolLM2 table in docs/rlhf.md was measured with ``--kl-target 4`` to end under 6 nats).
+when given (docs/rlhf.md has SmolLM2 runs at the default and at ``--kl-target 4``, which ends under 6 nats).
 
 The hidden preference is VADER sentiment (the package's ``sentiment`` reward), unknown to everything but the user.
 Steps: (1) the web app (`FeedbackServer`, 127.0.0.1) shows pairs and single completions of the policy on

@@ -12,10 +12,9 @@ stale ones and exits 1. mkdocs runs this file as a hook (``mkdocs.yml``), so a s
 Keys: ``env-doc:ENV-ID`` (the env class's docstring), ``arguments:ENV-ID``, ``train-flags``, ``default-run``,
 ``default-run-output``, ``default-run-summary``, ``default-run-rescore``, ``default-run-seeds``,
 ``default-run-seeds-summary``, ``dialogue-run``, ``vs-trl``, ``rlhf-demo``, ``rlhf-demo-seeds``, ``rlhf-demo-minilm``,
-``rlhf-demo-ppo``, ``rlhf-demo-smollm2``, ``table:NAME`` (a recorded table, ``benchmarks/results/NAME.json`` with
-``columns`` and ``rows``;
-``table:NAME:A,B`` keeps the rows labelled A and B) and ``config:MODULE.CLASS`` (a settings dataclass's fields,
-defaults and docstrings).
+``rlhf-demo-ppo``, ``rlhf-demo-smollm2``, ``rlhf-demo-smollm2-kl4``, ``table:NAME`` (a recorded table,
+``benchmarks/results/NAME.json`` with ``columns`` and ``rows``; ``table:NAME:A,B`` keeps the rows labelled A and
+B) and ``config:MODULE.CLASS`` (a settings dataclass's fields, defaults and docstrings).
 """
 
 from __future__ import annotations
@@ -508,6 +507,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "rlhf-demo-minilm": lambda: rlhf_demo("rlhf_demo_minilm"),
     "rlhf-demo-ppo": lambda: rlhf_demo("rlhf_demo_ppo"),
     "rlhf-demo-smollm2": lambda: rlhf_demo("rlhf_demo_smollm2"),
+    "rlhf-demo-smollm2-kl4": lambda: rlhf_demo("rlhf_demo_smollm2_kl4"),
     "rlhf-demo-seeds": rlhf_demo_seeds,
 }
 
