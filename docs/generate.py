@@ -484,7 +484,26 @@ def dialogue_run() -> str:
         f"{r['eval_length_before']:.1f} -> {r['eval_length_after']:.1f} tokens per conversation. "
         f"{r['agent'].upper()}, lr {agent['learning_rate']:g}, KL target {agent['kl_target']:g} nats per reply, "
         f"{r['timesteps']:,} tokens in {r['iterations']} iterations, {r['train_seconds'] / 60:.0f} minutes of training "
-        f"and {r['wall_seconds'] / 60:.0f} in all on 2 CPU cores.\n\n" + source_line("dialogue_run", run["command"])
+        f"and {r['wall_seconds'] / 60:.0f} in all on 2 CPU cores.\n\n"
+        + dialogue_rescore(run)
+        + source_line("dialogue_run", run["command"])
+    )
+
+
+def dialogue_rescore(run: dict[str, Any]) -> str:
+    """One paragraph: the dialogue run's model re-scored on other held-out conversations (``--seed 1``)."""
+    if "rescore" not in run:
+        return ""
+    s = run["rescore"]
+    split = "; ".join(
+        f"{name} {pm(x['gain'], x['gain_se'], sign=True)} ({x['conversations']})"
+        for name, x in s["gain_by_scenario"].items()
+    )
+    return (
+        f"Re-scored from the run's saved `model/` on {s['completions']} other held-out conversations "
+        f"(`{run['rescore_command']}`): {pm(s['reward_before'], s['reward_before_se'])} -> "
+        f"{pm(s['reward'], s['reward_se'])}, gain {pm(s['gain'], s['gain_se'], sign=True)} at "
+        f"{pm(s['kl'], s['kl_se'], 2)} nats; {split}.\n\n"
     )
 
 
